@@ -1,0 +1,54 @@
+# Move Smart: two commands on a fresh machine -> `make dev` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+JARS_STAMP := .jars/.resolved
+export MOVESMART_HOME ?= $(CURDIR)/.movesmart
+
+.PHONY: setup jars dev test lint fmt stack-up stack-down bench clean
+
+setup: $(STAMP) $(JARS_STAMP) ## install Python deps into .venv and JVM jars into .jars (idempotent)
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	@$(BIN)/pip install -q --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@$(BIN)/pip check
+	@touch $(STAMP)
+
+$(JARS_STAMP): jvm/pom.xml jvm/kafka-broker/pom.xml jvm/spark-connectors/pom.xml
+	@command -v mvn >/dev/null || { echo "Maven (mvn) is required: see README prerequisites"; exit 1; }
+	@rm -rf .jars/kafka .jars/spark
+	@cd jvm && mvn -q -B package
+	@touch $(JARS_STAMP)
+
+jars: $(JARS_STAMP)
+
+stack-up: setup
+	@$(BIN)/movesmart stack up
+
+stack-down:
+	@test -x $(BIN)/movesmart && $(BIN)/movesmart stack down || true
+
+dev: setup
+	@$(BIN)/python -m movesmart_dagster.dev
+
+test: setup
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+	@$(BIN)/pytest -q
+
+lint: setup
+	@$(BIN)/ruff check .
+	@$(BIN)/ruff format --check .
+
+fmt: setup
+	@$(BIN)/ruff format .
+	@$(BIN)/ruff check --fix .
+
+bench: setup
+	@$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .jars jvm/*/target

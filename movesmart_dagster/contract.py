@@ -1,0 +1,143 @@
+"""The data contract: which payloads are valid records, derived from `schemas`.
+
+This is the reference implementation of the rules, in plain Python. The streaming job
+applies the same rules as Spark expressions (built from the same `Field`s), and a test
+feeds one corpus of payloads through both to prove they agree.
+
+Accepted on the wire (what the seed's producers send):
+- a UTF-8 JSON object; unknown extra fields are ignored;
+- `location` as an object `{"latitude": .., "longitude": ..}` or an array `[lat, lon]`;
+- timestamps as ISO-8601 text with or without offset (naive means UTC);
+- free text for descriptive strings (`weatherCondition` may be `Sunny` or `clear sky`).
+
+Rejected, with a reason `<code>: <detail>`:
+- `not_json`          bytes that are not UTF-8 JSON
+- `not_object`        JSON that is not an object
+- `missing_required`  a required field (`id`, `deviceId`, `timestamp`) absent or null
+- `wrong_type`        e.g. a string where a number is expected (a bool is not a number)
+- `bad_timestamp`     text that is not an ISO-8601 timestamp
+- `out_of_range`      latitude -90..90, longitude -180..180, speed 0..300, humidity 0..100, ...
+- `oversized`         payload larger than the configured cap (checked by the job)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from movesmart_dagster.schemas import LOCATION_FIELDS, Field, FieldType, RecordSchema
+
+REASON_CODES = (
+    "not_json",
+    "not_object",
+    "missing_required",
+    "wrong_type",
+    "bad_timestamp",
+    "out_of_range",
+    "oversized",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    row: dict[str, Any] | None
+    reason: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.reason is None
+
+    @property
+    def code(self) -> str | None:
+        return self.reason.split(":", 1)[0] if self.reason else None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """ISO-8601 with or without offset; naive is UTC. None if not a timestamp."""
+    try:
+        ts = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _in_range(f: Field, v: float) -> bool:
+    return (f.minimum is None or v >= f.minimum) and (f.maximum is None or v <= f.maximum)
+
+
+def _location(value: Any) -> tuple[dict[str, float] | None, str | None]:
+    if isinstance(value, list | tuple):
+        if len(value) != 2 or not all(_is_number(x) for x in value):
+            return None, "wrong_type: location must be [latitude, longitude] numbers"
+        lat, lon = float(value[0]), float(value[1])
+    elif isinstance(value, dict):
+        lat, lon = value.get("latitude"), value.get("longitude")
+        if not (_is_number(lat) and _is_number(lon)):
+            return None, "wrong_type: location.latitude/longitude must be numbers"
+        lat, lon = float(lat), float(lon)
+    else:
+        return None, "wrong_type: location must be an object or [lat, lon] array"
+    loc = {"latitude": lat, "longitude": lon}
+    for f in LOCATION_FIELDS:
+        if not _in_range(f, loc[f.name]):
+            return None, f"out_of_range: location.{f.name}={loc[f.name]} not in [{f.minimum}, {f.maximum}]"
+    return loc, None
+
+
+def check_value(f: Field, value: Any) -> tuple[Any, str | None]:
+    """Normalize one present, non-null value or say why it is invalid."""
+    match f.type:
+        case FieldType.STRING:
+            if not isinstance(value, str):
+                return None, f"wrong_type: {f.name} must be a string"
+            return value, None
+        case FieldType.DOUBLE:
+            if not _is_number(value):
+                return None, f"wrong_type: {f.name} must be a number"
+            value = float(value)
+        case FieldType.INT:
+            if not (_is_number(value) and float(value).is_integer()):
+                return None, f"wrong_type: {f.name} must be an integer"
+            value = int(value)
+        case FieldType.TIMESTAMP:
+            if not isinstance(value, str):
+                return None, f"wrong_type: {f.name} must be an ISO-8601 string"
+            ts = parse_timestamp(value)
+            if ts is None:
+                return None, f"bad_timestamp: {f.name}={value[:40]!r} is not ISO-8601"
+            return ts, None
+        case FieldType.LOCATION:
+            return _location(value)
+    if not _in_range(f, value):
+        return None, f"out_of_range: {f.name}={value} not in [{f.minimum}, {f.maximum}]"
+    return value, None
+
+
+def validate(record: RecordSchema, payload: bytes | str) -> Verdict:
+    """Apply the contract to one Kafka value; the row holds only the record's fields."""
+    try:
+        doc = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return Verdict(None, "not_json: value is not UTF-8 JSON")
+    if not isinstance(doc, dict):
+        return Verdict(None, f"not_object: JSON {type(doc).__name__} instead of an object")
+    row: dict[str, Any] = {}
+    for f in record.fields:
+        value = doc.get(f.name)
+        if value is None:
+            if f.required:
+                return Verdict(None, f"missing_required: {f.name}")
+            row[f.name] = None
+            continue
+        normalized, reason = check_value(f, value)
+        if reason:
+            return Verdict(None, reason)
+        row[f.name] = normalized
+    return Verdict(row, None)

@@ -1,0 +1,259 @@
+"""Typed settings for every Move Smart process, read once from the environment.
+
+Why one object: the simulator, the streaming job, the Dagster resources and the CLI all
+need the same facts (where Kafka is, where the warehouse is). Reading them in one place
+means one validation, one default, one error message per bad value — and no module
+inventing its own variable names. Values come from the environment and, when present,
+a `.env` file in the working directory. Credentials are never settings of ours: AWS
+credentials come from the default provider chain; the Kafka SASL password is read from
+the environment and kept as a secret (never printed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+_IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]+$")
+
+
+class SettingsError(ValueError):
+    """A setting has a malformed value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """All settings; each field's alias is the environment variable it is read from."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    # --- local home and warehouse -------------------------------------------------------
+    home: Path = Field(Path(".movesmart"), alias="MOVESMART_HOME")
+    warehouse_uri: str = Field("", alias="MOVESMART_WAREHOUSE")
+    jars_dir: Path = Field(REPO_ROOT / ".jars", alias="MOVESMART_JARS_DIR")
+
+    # --- Kafka --------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field("localhost:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_controller_port: int = Field(9093, alias="MOVESMART_KAFKA_CONTROLLER_PORT", ge=1, le=65535)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str | None = Field(None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_ca_location: Path | None = Field(None, alias="KAFKA_SSL_CA_LOCATION")
+    kafka_ssl_certificate_location: Path | None = Field(None, alias="KAFKA_SSL_CERTIFICATE_LOCATION")
+    kafka_ssl_key_location: Path | None = Field(None, alias="KAFKA_SSL_KEY_LOCATION")
+
+    # --- Spark --------------------------------------------------------------------------
+    spark_master: str = Field("local[*]", alias="MOVESMART_SPARK_MASTER")
+    spark_driver_memory: str = Field("2g", alias="MOVESMART_SPARK_DRIVER_MEMORY")
+
+    # --- S3 / AWS -----------------------------------------------------------------------
+    s3_endpoint: str | None = Field(None, alias="MOVESMART_S3_ENDPOINT")
+    s3_local_port: int = Field(9000, alias="MOVESMART_S3_LOCAL_PORT", ge=1, le=65535)
+    s3_bucket: str = Field("movesmart", alias="MOVESMART_S3_BUCKET")
+    aws_region: str = Field("us-east-1", alias="AWS_REGION")
+
+    # --- catalog and warehouse SQL ------------------------------------------------------
+    glue_database: str = Field("smartcity", alias="MOVESMART_GLUE_DATABASE")
+    redshift_cluster_id: str | None = Field(None, alias="MOVESMART_REDSHIFT_CLUSTER_ID")
+    redshift_workgroup: str | None = Field(None, alias="MOVESMART_REDSHIFT_WORKGROUP")
+    redshift_database: str = Field("dev", alias="MOVESMART_REDSHIFT_DATABASE")
+    redshift_db_user: str | None = Field(None, alias="MOVESMART_REDSHIFT_DB_USER")
+    redshift_iam_role: str | None = Field(None, alias="MOVESMART_REDSHIFT_IAM_ROLE")
+    redshift_schema: str = Field("dev_smartcity", alias="MOVESMART_REDSHIFT_SCHEMA")
+
+    # --- validators: each names its variable in the error --------------------------------
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or not all(_HOST_PORT.match(p) for p in parts):
+            raise ValueError("expected host:port[,host:port...]")
+        for p in parts:
+            port = int(p.rsplit(":", 1)[1])
+            if not 1 <= port <= 65535:
+                raise ValueError(f"port {port} out of range 1..65535")
+        return ",".join(parts)
+
+    @field_validator("warehouse_uri")
+    @classmethod
+    def _check_warehouse(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = urlparse(value).scheme
+        if scheme not in ("file", "s3a", "s3"):
+            raise ValueError("expected file:///path or s3a://bucket/prefix")
+        if scheme in ("s3a", "s3") and not urlparse(value).netloc:
+            raise ValueError("s3a:// warehouse needs a bucket: s3a://bucket/prefix")
+        return value.rstrip("/")
+
+    @field_validator("s3_endpoint")
+    @classmethod
+    def _check_endpoint(cls, value: str | None) -> str | None:
+        if value and urlparse(value).scheme not in ("http", "https"):
+            raise ValueError("expected http(s)://host:port")
+        return value or None
+
+    @field_validator("redshift_iam_role")
+    @classmethod
+    def _check_role(cls, value: str | None) -> str | None:
+        if value and not _IAM_ROLE_ARN.match(value):
+            raise ValueError("expected arn:aws:iam::<12-digit account>:role/<name>")
+        return value or None
+
+    @field_validator("spark_master")
+    @classmethod
+    def _check_master(cls, value: str) -> str:
+        if not re.match(r"^(local(\[(\*|\d+)\])?|spark://.+|yarn|k8s://.+)$", value):
+            raise ValueError("expected local[*], local[N], spark://host:port, yarn or k8s://...")
+        return value
+
+    @model_validator(mode="after")
+    def _check_sasl(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
+            raise ValueError("KAFKA_SASL_MECHANISM is required when KAFKA_SECURITY_PROTOCOL is SASL_*")
+        return self
+
+    # --- derived facts --------------------------------------------------------------------
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @cached_property
+    def warehouse(self) -> str:
+        """Warehouse root URI: `file:///abs/path` or `s3a://bucket/prefix`."""
+        if self.warehouse_uri:
+            if self.warehouse_uri.startswith("s3://"):
+                return "s3a://" + self.warehouse_uri[len("s3://") :]
+            return self.warehouse_uri
+        return (self.home_dir / "warehouse").as_uri()
+
+    @property
+    def warehouse_is_s3(self) -> bool:
+        return self.warehouse.startswith("s3a://")
+
+    @property
+    def warehouse_bucket(self) -> str:
+        """The bucket of an s3a warehouse, else the configured bucket for the local endpoint."""
+        return urlparse(self.warehouse).netloc if self.warehouse_is_s3 else self.s3_bucket
+
+    @property
+    def checkpoint_root(self) -> str:
+        """Streaming checkpoints: under MOVESMART_HOME locally, beside the warehouse on S3."""
+        if self.warehouse_is_s3:
+            return f"{self.warehouse}/_checkpoints"
+        return (self.home_dir / "checkpoints").as_uri()
+
+    @property
+    def progress_log(self) -> Path:
+        """Append-only JSONL of committed micro-batches (see streaming/progress.py)."""
+        return self.home_dir / "streaming" / "progress.jsonl"
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_jars_dir(self) -> Path:
+        return self.jars_dir / "kafka"
+
+    @property
+    def spark_jars_dir(self) -> Path:
+        return self.jars_dir / "spark"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) security settings; empty for PLAINTEXT."""
+        conf: dict[str, str] = {"bootstrap.servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            conf["security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        if self.kafka_ssl_certificate_location:
+            conf["ssl.certificate.location"] = str(self.kafka_ssl_certificate_location)
+        if self.kafka_ssl_key_location:
+            conf["ssl.key.location"] = str(self.kafka_ssl_key_location)
+        return conf
+
+    def spark_kafka_options(self) -> dict[str, str]:
+        """The same security settings for Spark's Kafka source (`kafka.`-prefixed Java names)."""
+        opts = {"kafka.bootstrap.servers": self.kafka_bootstrap_servers}
+        if self.kafka_security_protocol != "PLAINTEXT":
+            opts["kafka.security.protocol"] = self.kafka_security_protocol
+        if self.kafka_sasl_mechanism:
+            opts["kafka.sasl.mechanism"] = self.kafka_sasl_mechanism
+            login = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+                if self.kafka_sasl_mechanism == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule"
+            )
+            user = self.kafka_sasl_username or ""
+            pwd = self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else ""
+            opts["kafka.sasl.jaas.config"] = f'{login} required username="{user}" password="{pwd}";'
+        if self.kafka_ssl_ca_location:
+            opts["kafka.ssl.truststore.type"] = "PEM"
+            opts["kafka.ssl.truststore.location"] = str(self.kafka_ssl_ca_location)
+        if self.kafka_ssl_certificate_location and self.kafka_ssl_key_location:
+            opts["kafka.ssl.keystore.type"] = "PEM"
+            opts["kafka.ssl.keystore.certificate.chain"] = Path(
+                self.kafka_ssl_certificate_location
+            ).read_text()
+            opts["kafka.ssl.keystore.key"] = Path(self.kafka_ssl_key_location).read_text()
+        return opts
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from `env` (default: the process environment and `.env`).
+
+    A malformed value raises SettingsError whose message names the variable, e.g.
+    `KAFKA_BOOTSTRAP_SERVERS='nope': expected host:port[,host:port...]`.
+    """
+    try:
+        if env is None:
+            return Settings()
+        # explicit env: ignore the process environment and .env so tests are hermetic
+        fields = {f.alias: f for f in Settings.model_fields.values() if f.alias}
+        given = {k: v for k, v in env.items() if k in fields}
+        return Settings(_env_file=None, **given)  # type: ignore[call-arg]
+    except ValidationError as err:
+        raise SettingsError(_describe(err, env if env is not None else os.environ)) from None
+
+
+def _describe(err: ValidationError, env: dict[str, str] | os._Environ[str]) -> str:
+    lines = []
+    aliases = {name: f.alias for name, f in Settings.model_fields.items()}
+    for e in err.errors():
+        loc = e["loc"][0] if e["loc"] else ""
+        var = aliases.get(str(loc), str(loc)) if loc else "settings"
+        msg = e["msg"].removeprefix("Value error, ")
+        shown = env.get(var, "") if var and "PASSWORD" not in var else "***"
+        lines.append(f"invalid setting {var}={shown!r}: {msg}" if loc else f"invalid settings: {msg}")
+    return "; ".join(lines)

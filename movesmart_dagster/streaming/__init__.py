@@ -1,0 +1,1 @@
+"""The Spark Structured Streaming job: Kafka -> validated, partitioned Parquet tables."""

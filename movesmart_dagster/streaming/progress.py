@@ -1,0 +1,87 @@
+"""Progress of the streaming job, as the orchestrator consumes it.
+
+Why a file: the job commits micro-batches in a Spark driver that Dagster does not own
+in-process. Each committed batch appends one JSON line to an append-only log; readers
+(the Dagster run that supervises the job, the `movesmart` CLI, tests) tail it with a
+byte-offset cursor. A line is written only after the batch's files are final, so a
+line never announces data a reader could not see. When the job runs under Dagster
+Pipes, the same record is also sent as a Pipes custom message.
+
+One line per committed batch:
+    {"batch_id": 7, "committed_at": "...Z", "duration_ms": 812,
+     "tables": {"vehicle_data": {"rows": 1200, "quarantined": 3,
+                                 "offsets": {"0": [100, 1300]},  # partition -> [start, end)
+                                 "newest_event_at": "...Z", "newest_kafka_at": "...Z",
+                                 "freshness_lag_s": 1.7,
+                                 "partitions": ["2024-01-01"]},
+                "quarantine": {"rows": 12, ...}}}
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TableProgress:
+    rows: int = 0
+    quarantined: int = 0  # rows of this table's topic that went to quarantine
+    offsets: dict[str, list[int]] = field(default_factory=dict)  # partition -> [start, end)
+    newest_event_at: str | None = None
+    newest_kafka_at: str | None = None
+    freshness_lag_s: float | None = None
+    partitions: list[str] = field(default_factory=list)  # event_date values touched
+
+
+@dataclass
+class BatchProgress:
+    batch_id: int
+    committed_at: str
+    duration_ms: int
+    tables: dict[str, TableProgress]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BatchProgress:
+        return cls(
+            batch_id=int(d["batch_id"]),
+            committed_at=d["committed_at"],
+            duration_ms=int(d["duration_ms"]),
+            tables={k: TableProgress(**v) for k, v in d["tables"].items()},
+        )
+
+
+def append(log_path: Path, progress: BatchProgress) -> None:
+    """Append one line atomically enough for a single writer (one write call, then fsync)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    line = (progress.to_json() + "\n").encode()
+    with open(log_path, "ab") as fh:
+        fh.write(line)
+        fh.flush()
+
+
+def read_since(log_path: Path, cursor: int = 0) -> tuple[list[BatchProgress], int]:
+    """Complete lines after byte `cursor`; returns them and the new cursor.
+
+    A partial last line (writer mid-append) is left for the next call.
+    """
+    if not log_path.exists():
+        return [], cursor
+    with open(log_path, "rb") as fh:
+        fh.seek(cursor)
+        data = fh.read()
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], cursor
+    out = [BatchProgress.from_dict(json.loads(line)) for line in data[: end + 1].splitlines() if line.strip()]
+    return out, cursor + end + 1
+
+
+def iter_all(log_path: Path) -> Iterator[BatchProgress]:
+    yield from read_since(log_path, 0)[0]
