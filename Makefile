@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml requirements.lock
 $(JARS_STAMP): jvm/pom.xml jvm/kafka-broker/pom.xml jvm/spark-connectors/pom.xml
 	@command -v mvn >/dev/null || { echo "Maven (mvn) is required: see README prerequisites"; exit 1; }
 	@rm -rf .jars/kafka .jars/spark
-	@cd jvm && mvn -q -B package
+	@cd jvm && mvn -q -B -Dstyle.color=never package
 	@touch $(JARS_STAMP)
 
 jars: $(JARS_STAMP)
