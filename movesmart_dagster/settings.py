@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     redshift_iam_role: str | None = Field(None, alias="MOVESMART_REDSHIFT_IAM_ROLE")
     redshift_schema: str = Field("dev_smartcity", alias="MOVESMART_REDSHIFT_SCHEMA")
 
+    # --- Dagster platform: freshness, supervision, alerts, analytics ----------------------
+    freshness_fail_minutes: float = Field(5.0, alias="MOVESMART_FRESHNESS_FAIL_MINUTES", gt=0)
+    catalog_freshness_fail_minutes: float = Field(
+        120.0, alias="MOVESMART_CATALOG_FRESHNESS_FAIL_MINUTES", gt=0
+    )
+    stream_trigger_interval: str = Field("10 seconds", alias="MOVESMART_STREAM_TRIGGER_INTERVAL")
+    supervisor_interval_seconds: int = Field(15, alias="MOVESMART_SUPERVISOR_INTERVAL_SECONDS", ge=1)
+    supervisor_stall_seconds: float = Field(300.0, alias="MOVESMART_SUPERVISOR_STALL_SECONDS", gt=0)
+    supervisor_backoff_base_seconds: float = Field(15.0, alias="MOVESMART_SUPERVISOR_BACKOFF_SECONDS", ge=0)
+    supervisor_backoff_max_seconds: float = Field(600.0, alias="MOVESMART_SUPERVISOR_BACKOFF_MAX_SECONDS", ge=0)
+    alert_webhook_url: SecretStr | None = Field(None, alias="MOVESMART_ALERT_WEBHOOK_URL")
+    quarantine_max_share: float = Field(0.05, alias="MOVESMART_QUARANTINE_MAX_SHARE", ge=0, le=1)
+    analytics_start_date: str = Field("2024-01-01", alias="MOVESMART_ANALYTICS_START_DATE")
+
     # --- validators: each names its variable in the error --------------------------------
     @field_validator("kafka_bootstrap_servers")
     @classmethod
@@ -125,6 +139,17 @@ class Settings(BaseSettings):
     def _check_master(cls, value: str) -> str:
         if not re.match(r"^(local(\[(\*|\d+)\])?|spark://.+|yarn|k8s://.+)$", value):
             raise ValueError("expected local[*], local[N], spark://host:port, yarn or k8s://...")
+        return value
+
+    @field_validator("analytics_start_date")
+    @classmethod
+    def _check_start_date(cls, value: str) -> str:
+        from datetime import date
+
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            raise ValueError("expected a date YYYY-MM-DD") from None
         return value
 
     @model_validator(mode="after")
