@@ -56,16 +56,21 @@ class Verdict:
 
 
 def _is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # a JSON integer too large for a double
+        return False
 
 
 def parse_timestamp(text: str) -> datetime | None:
     """ISO-8601 with or without offset; naive is UTC. None if not a timestamp."""
     try:
         ts = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
-    except ValueError:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 shifted out of range
         return None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _in_range(f: Field, v: float) -> bool:
@@ -120,11 +125,21 @@ def check_value(f: Field, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def validate(record: RecordSchema, payload: bytes | str) -> Verdict:
-    """Apply the contract to one Kafka value; the row holds only the record's fields."""
+def validate(record: RecordSchema, payload: bytes | str, max_bytes: int | None = None) -> Verdict:
+    """Apply the contract to one Kafka value; the row holds only the record's fields.
+
+    `max_bytes` is the job's size cap (None: no cap). Never raises: every input, however
+    broken, gets a verdict.
+    """
+    if max_bytes is not None:
+        size = len(payload) if isinstance(payload, bytes | bytearray) else len(payload.encode("utf-8"))
+        if size > max_bytes:
+            return Verdict(None, f"oversized: {size} bytes > cap of {max_bytes}")
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+        # decode explicitly: json.loads(bytes) would also accept UTF-16/32, which is not the contract
+        text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
         return Verdict(None, "not_json: value is not UTF-8 JSON")
     if not isinstance(doc, dict):
         return Verdict(None, f"not_object: JSON {type(doc).__name__} instead of an object")
