@@ -1,7 +1,44 @@
-"""The Dagster code location: `defs` assembles what `defs/` defines, grouped by integration."""
+"""The Dagster code location: `defs` assembles what `defs/` defines, grouped by integration.
+
+Loaded by `dagster dev -w workspace.yaml` (and `dagster definitions validate`). Settings are
+read once here, from the environment of the process that loads the code; resources take
+their values through `EnvVar` so runs launched by `dagster dev` see the same environment.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-defs = dg.Definitions()
+from movesmart_dagster.defs.alerts.sensor import build_alert_sensor
+from movesmart_dagster.defs.analytics.assets import analytics_definitions
+from movesmart_dagster.defs.catalog.assets import catalog_assets, catalog_job
+from movesmart_dagster.defs.checks.checks import TABLE_CHECKS, table_checks_job
+from movesmart_dagster.defs.kafka.assets import kafka_topics
+from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
+from movesmart_dagster.defs.resources import build_resources
+from movesmart_dagster.defs.schedules.schedules import schedules
+from movesmart_dagster.defs.streaming.assets import table_specs
+from movesmart_dagster.defs.streaming.job import streaming_job
+from movesmart_dagster.defs.streaming.supervisor import build_supervisor_sensor
+from movesmart_dagster.settings import load_settings
+
+
+def build_defs() -> dg.Definitions:
+    settings = load_settings()
+    analytics = analytics_definitions(settings)
+    return dg.Definitions(
+        assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]],
+        asset_checks=[*TABLE_CHECKS, *analytics["checks"]],
+        jobs=[streaming_job, table_checks_job, catalog_job, analytics["job"]],
+        schedules=schedules(analytics["schedule"]),
+        sensors=[
+            build_supervisor_sensor(settings),
+            build_alert_sensor([*TABLE_KEYS.values(), DEV_SMARTCITY_KEY]),
+            analytics["sensor"],
+        ],
+        resources=build_resources(),
+        executor=dg.in_process_executor,  # one process per run: a run's Spark session is shared
+    )
+
+
+defs = build_defs()

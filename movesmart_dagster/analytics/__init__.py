@@ -1,0 +1,1 @@
+"""Daily analytics over the tables: pure Spark computations (`compute`) and charts (`plots`)."""

@@ -1,0 +1,1 @@
+"""Alerting: one alert per state change, to the log and a Slack-compatible webhook."""

@@ -1,0 +1,1 @@
+"""Daily-partitioned analytics assets, their job, schedule and partition freshness checks."""

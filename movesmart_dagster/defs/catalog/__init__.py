@@ -1,0 +1,1 @@
+"""The Glue catalog tables and the `dev_smartcity` external schema (Redshift or local DuckDB)."""

@@ -1,0 +1,1 @@
+"""Data-quality asset checks on the tables (DuckDB over the Parquet files)."""

@@ -1,0 +1,1 @@
+"""The five Kafka topics as observable source assets."""

@@ -1,0 +1,481 @@
+"""Dagster resources, one per integration, configured from the settings through `EnvVar`.
+
+Why this shape: `movesmart_dagster.settings.Settings` is the single source of defaults and
+validation. A resource field is set to `EnvVar(<variable>)` when that variable is present
+in the environment of the process that loads the definitions (so the UI shows where the
+value comes from and no value — least of all a secret — is written in code), and to the
+settings default otherwise. At run time each resource turns its fields back into a
+`Settings` (`self.settings()`), so every consumer sees the same validated view.
+"""
+
+import json
+import os
+import sys
+import time
+import urllib.request
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+from pydantic import Field as PField
+
+from movesmart_dagster.settings import Settings, load_settings
+
+# --- settings <-> resource fields --------------------------------------------------------
+
+
+def _alias(field: str) -> str:
+    alias = Settings.model_fields[field].alias
+    assert alias, field
+    return alias
+
+
+def env_or_default(field: str) -> Any:
+    """`EnvVar(<alias>)` when the variable is set, else the settings default (as a string)."""
+    alias = _alias(field)
+    if alias in os.environ:
+        return dg.EnvVar(alias)
+    default = Settings.model_fields[field].default
+    if default is None:
+        return None
+    if isinstance(default, Path):
+        return str(default)
+    return str(default) if not isinstance(default, int | float) else default
+
+
+def settings_with(overrides: Mapping[str, Any]) -> Settings:
+    """Settings from the process environment with resource fields (by settings field) on top."""
+    env = dict(os.environ)
+    for field, value in overrides.items():
+        if value is None or value == "":
+            continue
+        env[_alias(field)] = str(value)
+    return load_settings(env)
+
+
+class _SettingsResource(dg.ConfigurableResource):
+    """Base: subclasses name the settings fields they carry; `settings()` rebuilds Settings."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def settings(self) -> Settings:
+        return settings_with({f: getattr(self, f) for f in self._FIELDS})
+
+    @classmethod
+    def from_env(cls, **extra: Any) -> Any:
+        kwargs = {f: env_or_default(f) for f in cls._FIELDS}
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        return cls(**{**kwargs, **extra})
+
+
+# --- Kafka --------------------------------------------------------------------------------
+
+
+class KafkaResource(_SettingsResource):
+    """The broker through confluent-kafka's AdminClient: topics, end offsets, lag."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "kafka_bootstrap_servers",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+    )
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    topic_partitions: int = PField(default=3, description="partitions of a topic we create")
+    replication_factor: int = PField(default=1, description="replication of a topic we create")
+    retention_hours: int = PField(default=168, description="retention.ms of a topic we create")
+
+    def admin(self) -> Any:
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient(self.settings().kafka_client_config())
+
+    def ensure_topics(self, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
+        """Create the topics that do not exist yet; returns the ones created."""
+        from confluent_kafka.admin import NewTopic
+
+        admin = self.admin()
+        existing = set(admin.list_topics(timeout=timeout).topics)
+        missing = [t for t in topics if t not in existing]
+        if not missing:
+            return []
+        retention = str(self.retention_hours * 3600 * 1000)
+        futures = admin.create_topics(
+            [
+                NewTopic(
+                    t, self.topic_partitions, self.replication_factor, config={"retention.ms": retention}
+                )
+                for t in missing
+            ],
+            operation_timeout=timeout,
+        )
+        for topic, fut in futures.items():
+            try:
+                fut.result()
+            except Exception as err:  # noqa: BLE001 - a concurrent creator is fine
+                if "TOPIC_ALREADY_EXISTS" not in str(err):
+                    raise
+            else:
+                del topic
+        return missing
+
+    def end_offsets(self, topics: Iterable[str], timeout: float = 15.0) -> dict[str, dict[int, int]]:
+        """High watermark per topic partition ({} for a topic that does not exist)."""
+        from confluent_kafka import TopicPartition
+        from confluent_kafka.admin import OffsetSpec
+
+        admin = self.admin()
+        md = admin.list_topics(timeout=timeout)
+        wanted: dict[TopicPartition, Any] = {}
+        out: dict[str, dict[int, int]] = {}
+        for topic in topics:
+            out[topic] = {}
+            tmd = md.topics.get(topic)
+            if tmd is None or tmd.error is not None:
+                continue
+            for p in tmd.partitions:
+                wanted[TopicPartition(topic, p)] = OffsetSpec.latest()
+        if wanted:
+            for tp, fut in admin.list_offsets(wanted, request_timeout=timeout).items():
+                out[tp.topic][tp.partition] = int(fut.result().offset)
+        return out
+
+    def consumer_lag(
+        self, committed: Mapping[str, Mapping[int, int]], topics: Iterable[str]
+    ) -> dict[str, int]:
+        """End offsets minus what the streaming job has committed, per topic.
+
+        Spark's Kafka source does not commit consumer-group offsets, so `committed` comes from
+        the job's progress log (see `defs.streaming.progress_state`).
+        """
+        ends = self.end_offsets(topics)
+        lag: dict[str, int] = {}
+        for topic, parts in ends.items():
+            done = committed.get(topic, {})
+            lag[topic] = sum(max(0, end - int(done.get(p, 0))) for p, end in parts.items())
+        return lag
+
+
+# --- Spark --------------------------------------------------------------------------------
+
+
+class SparkResource(_SettingsResource):
+    """Spark from the shared builder: master, jars, s3a; and the streaming job's launch line."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "spark_master",
+        "spark_driver_memory",
+        "jars_dir",
+        "s3_endpoint",
+        "aws_region",
+        "home",
+        "warehouse_uri",
+    )
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
+    jars_dir: str = ""
+    s3_endpoint: str | None = None
+    aws_region: str = "us-east-1"
+    home: str = ".movesmart"
+    warehouse_uri: str | None = None
+
+    def conf(self, app_name: str = "movesmart") -> dict[str, str]:
+        from movesmart_dagster.spark_session import spark_conf
+
+        return spark_conf(self.settings(), app_name)
+
+    def session(self, app_name: str = "movesmart-dagster") -> Any:
+        """A SparkSession (reused within a run worker; stopped by the run's end)."""
+        from movesmart_dagster.spark_session import build_spark
+
+        return build_spark(self.settings(), app_name)
+
+    def streaming_command(
+        self, trigger_interval: str, max_offsets_per_trigger: int | None = None, available_now: bool = False
+    ) -> list[str]:
+        """The streaming job as a child process (it builds its own session from the settings)."""
+        cmd = [sys.executable, "-u", "-m", "movesmart_dagster.streaming.job"]
+        if available_now:
+            cmd.append("--available-now")
+        else:
+            cmd += ["--trigger-interval", trigger_interval]
+        if max_offsets_per_trigger:
+            cmd += ["--max-offsets-per-trigger", str(max_offsets_per_trigger)]
+        return cmd
+
+    def spark_submit_command(self, script: str, args: list[str] | None = None) -> list[str]:
+        """`spark-submit` with our conf, for a cluster deployment (`spark://`, yarn, k8s)."""
+        import pyspark
+
+        submit = str(Path(pyspark.__file__).parent / "bin" / "spark-submit")
+        cmd = [submit]
+        for key, value in self.conf().items():
+            if key == "spark.master":
+                cmd += ["--master", value]
+            elif key == "spark.jars":
+                cmd += ["--jars", value]
+            else:
+                cmd += ["--conf", f"{key}={value}"]
+        return [*cmd, script, *(args or [])]
+
+    def child_env(self) -> dict[str, str]:
+        """Environment of a child job: ours plus these fields, so a launchpad override sticks."""
+        env = dict(os.environ)
+        for f in self._FIELDS:
+            value = getattr(self, f)
+            if value not in (None, ""):
+                env[_alias(f)] = str(value)
+        return env
+
+
+# --- warehouse (local folder or S3) ---------------------------------------------------------
+
+
+class WarehouseResource(_SettingsResource):
+    """Where the tables live: a local folder by default, or S3 (AWS, MinIO, the local endpoint)."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
+    home: str = ".movesmart"
+    warehouse_uri: str | None = None
+    s3_endpoint: str | None = None
+    aws_region: str = "us-east-1"
+    s3: S3Resource
+
+    @property
+    def root(self) -> str:
+        return self.settings().warehouse
+
+    def table_uri(self, table: str) -> str:
+        return f"{self.root}/{table}"
+
+    def local_path(self, *parts: str) -> Path | None:
+        """The filesystem path of a local warehouse location; None on S3."""
+        root = self.root
+        if not root.startswith("file://"):
+            return None
+        from urllib.parse import unquote, urlparse
+
+        return Path(unquote(urlparse(root).path), *parts)
+
+    def list_partitions(self, table: str) -> list[str]:
+        """event_date values with at least one data file (hidden `_`/`.` files ignored)."""
+        local = self.local_path(table)
+        if local is not None:
+            if not local.is_dir():
+                return []
+            return sorted(
+                d.name.split("=", 1)[1]
+                for d in local.iterdir()
+                if d.is_dir() and d.name.startswith("event_date=") and any(d.glob("*.parquet"))
+            )
+        from urllib.parse import urlparse
+
+        parsed = urlparse(self.table_uri(table))
+        prefix = parsed.path.lstrip("/") + "/"
+        client = self.s3.get_client()
+        found: set[str] = set()
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(prefix) :]
+                head, _, name = rel.partition("/")
+                if (
+                    head.startswith("event_date=")
+                    and name.endswith(".parquet")
+                    and not name.startswith(("_", "."))
+                ):
+                    found.add(head.split("=", 1)[1])
+        return sorted(found)
+
+
+def s3_resource_from_env() -> S3Resource:
+    """dagster-aws's S3Resource pointed at MOVESMART_S3_ENDPOINT when set (credentials: provider chain)."""
+    endpoint = env_or_default("s3_endpoint")
+    region = env_or_default("aws_region")
+    return (
+        S3Resource(region_name=region, endpoint_url=endpoint) if endpoint else S3Resource(region_name=region)
+    )
+
+
+# --- Glue and Redshift ----------------------------------------------------------------------
+
+
+class GlueResource(_SettingsResource):
+    """The Glue Data Catalog through `movesmart_dagster.catalog` (boto3; local moto when an endpoint is set)."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "glue_database",
+        "aws_region",
+        "s3_endpoint",
+        "home",
+        "warehouse_uri",
+    )
+    glue_database: str = "smartcity"
+    aws_region: str = "us-east-1"
+    s3_endpoint: str | None = None
+    home: str = ".movesmart"
+    warehouse_uri: str | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """AWS mode (an s3a warehouse) or a local moto Glue (MOVESMART_S3_ENDPOINT)."""
+        s = self.settings()
+        return s.warehouse_is_s3 or bool(s.s3_endpoint)
+
+    def catalog(self) -> Any:
+        from movesmart_dagster.catalog import GlueCatalog
+
+        return GlueCatalog.from_settings(self.settings())
+
+
+class RedshiftResource(_SettingsResource):
+    """Redshift through the Data API (provisioned cluster or serverless workgroup)."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "redshift_cluster_id",
+        "redshift_workgroup",
+        "redshift_database",
+        "redshift_db_user",
+        "redshift_iam_role",
+        "redshift_schema",
+        "glue_database",
+        "aws_region",
+    )
+    redshift_cluster_id: str | None = None
+    redshift_workgroup: str | None = None
+    redshift_database: str = "dev"
+    redshift_db_user: str | None = None
+    redshift_iam_role: str | None = None
+    redshift_schema: str = "dev_smartcity"
+    glue_database: str = "smartcity"
+    aws_region: str = "us-east-1"
+
+    @property
+    def configured(self) -> bool:
+        return bool((self.redshift_cluster_id or self.redshift_workgroup) and self.redshift_iam_role)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("redshift-data", region_name=self.aws_region)
+
+    def statements(self) -> list[str]:
+        from movesmart_dagster.catalog.redshift import external_schema_statements
+
+        return external_schema_statements(self.settings())
+
+    def execute(self, statements: list[str], client: Any = None) -> list[str]:
+        """Run statements through the catalog module's Data API executor; returns statement ids."""
+        from movesmart_dagster.catalog import RedshiftDataExecutor
+
+        executor = RedshiftDataExecutor.from_settings(self.settings(), client or self.client())
+        executor.execute_all(statements)
+        return list(executor.statement_ids)
+
+
+# --- DuckDB ---------------------------------------------------------------------------------
+
+
+class DuckDBResource(_SettingsResource):
+    """The embedded query engine: a persistent DuckDB file under MOVESMART_HOME with views on the tables."""
+
+    _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
+    home: str = ".movesmart"
+    warehouse_uri: str | None = None
+    s3_endpoint: str | None = None
+    aws_region: str = "us-east-1"
+
+    @property
+    def database_path(self) -> Path:
+        return self.settings().home_dir / "movesmart.duckdb"
+
+    def connect(self, persistent: bool = False) -> Any:
+        """A connection with one view per table (and `dev_smartcity`), from `movesmart_dagster.tables`.
+
+        In-memory by default, so checks never hold the lock of the persistent file that
+        `movesmart query` opens.
+        """
+        try:
+            from movesmart_dagster import tables
+        except ImportError:  # the tables package is not there yet: plain views on local files
+            return local_views(self.settings())
+        return tables.connect(
+            self.settings(), **({"database": str(self.database_path)} if persistent else {})
+        )
+
+
+def local_views(settings: Settings, con: Any = None) -> Any:
+    """Views named like the tables over a local warehouse's Parquet files (hive partitions)."""
+    import duckdb
+
+    from movesmart_dagster.schemas import ALL_TABLES
+
+    con = con or duckdb.connect()
+    root = settings.warehouse.removeprefix("file://")
+    for table in ALL_TABLES:
+        if any(Path(root, table).glob("event_date=*/*.parquet")):
+            con.execute(
+                f'create or replace view "{table}" as select * from read_parquet('
+                f"'{root}/{table}/event_date=*/*.parquet', hive_partitioning=true, union_by_name=true)"
+            )
+    return con
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+class AlertResource(dg.ConfigurableResource):
+    """Where alerts go: always the Dagster log, and a Slack-compatible webhook when configured."""
+
+    webhook_url: str | None = PField(default=None, description="MOVESMART_ALERT_WEBHOOK_URL (secret)")
+    dagster_url: str = PField(default="http://localhost:3000", description="link placed in alerts")
+    timeout_s: float = 10.0
+
+    def send(self, text: str, blocks: list[dict[str, Any]] | None = None, log: Any = None) -> bool:
+        """Post {"text", "blocks"}; True if a webhook accepted it. Log errors, never raise."""
+        if log is not None:
+            log.warning(f"ALERT {text}")
+        if not self.webhook_url:
+            return False
+        body = json.dumps(
+            {
+                "text": text,
+                "blocks": blocks or [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
+            }
+        )
+        req = urllib.request.Request(
+            self.webhook_url, data=body.encode(), headers={"Content-Type": "application/json"}, method="POST"
+        )
+        for attempt in range(3):
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
+                    return 200 <= resp.status < 300
+            except OSError as err:
+                if log is not None:
+                    log.error(f"alert webhook failed (attempt {attempt + 1}): {err}")
+                time.sleep(0.5 * (attempt + 1))
+        return False
+
+
+def build_resources() -> dict[str, Any]:
+    """All resources, configured from the environment of the loading process."""
+    s3 = s3_resource_from_env()
+    webhook = (
+        dg.EnvVar("MOVESMART_ALERT_WEBHOOK_URL") if "MOVESMART_ALERT_WEBHOOK_URL" in os.environ else None
+    )
+    return {
+        "kafka": KafkaResource.from_env(),
+        "spark": SparkResource.from_env(),
+        "s3": s3,
+        "warehouse": WarehouseResource.from_env(s3=s3),
+        "glue": GlueResource.from_env(),
+        "redshift": RedshiftResource.from_env(),
+        "duckdb": DuckDBResource.from_env(),
+        "alerts": AlertResource(webhook_url=webhook),
+    }

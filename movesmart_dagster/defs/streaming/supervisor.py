@@ -1,0 +1,249 @@
+"""The supervisor: a sensor, running by default, that keeps exactly one streaming run alive.
+
+Each tick makes one decision and says why, in the tick's skip reason and log:
+- no active run                      -> launch one;
+- the last run failed/was cancelled  -> relaunch, after an exponential backoff (base
+  MOVESMART_SUPERVISOR_BACKOFF_SECONDS, doubled per consecutive failure, capped at
+  MOVESMART_SUPERVISOR_BACKOFF_MAX_SECONDS) so a crash loop does not spin;
+- a run is active but stalled        -> no committed micro-batch for
+  MOVESMART_SUPERVISOR_STALL_SECONDS while Kafka lag > 0: terminate it (the relaunch
+  follows on a later tick, once it has stopped, through the backoff);
+- a run is active and healthy/idle   -> nothing to do.
+Lag is end offsets minus the offsets the job committed (from its progress log; Spark's
+Kafka source commits no consumer-group offsets). The cursor carries the folded progress
+log, the failure count and the backoff deadline. Turning the sensor off stops supervision.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import dagster as dg
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+
+from movesmart_dagster.defs.keys import STREAMING_JOB_NAME
+from movesmart_dagster.defs.resources import KafkaResource, SparkResource
+from movesmart_dagster.defs.streaming.progress_state import ProgressState
+from movesmart_dagster.schemas import TOPICS
+from movesmart_dagster.settings import Settings
+
+OBSERVE_EVERY_S = 60.0
+FAILED_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+
+
+@dataclass
+class SupervisorState:
+    progress: dict[str, Any] = field(default_factory=dict)
+    failures: int = 0  # consecutive failed/stalled runs
+    next_launch_at: float = 0.0  # epoch seconds; no launch before
+    seen_runs: list[str] = field(default_factory=list)  # ended runs already accounted for
+    observed_at: float = 0.0  # last time the topics' end offsets were reported as observations
+    observed_versions: dict[str, str] = field(default_factory=dict)  # topic -> data version
+
+    def to_cursor(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_cursor(cls, cursor: str | None) -> "SupervisorState":
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+
+@dataclass
+class Decision:
+    action: str  # launch | wait | terminate | backoff
+    reason: str
+    run_id: str | None = None
+
+
+def backoff_seconds(failures: int, base: float, cap: float) -> float:
+    return 0.0 if failures <= 0 else min(cap, base * 2 ** (failures - 1))
+
+
+def _end_time(instance: dg.DagsterInstance, run_id: str) -> float | None:
+    record = instance.get_run_record_by_id(run_id)
+    return record.end_time if record else None
+
+
+def _start_time(instance: dg.DagsterInstance, run_id: str) -> float:
+    record = instance.get_run_record_by_id(run_id)
+    if record is None:
+        return time.time()
+    return record.start_time or record.create_timestamp.timestamp()
+
+
+def decide(
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    kafka: KafkaResource,
+    state: SupervisorState,
+    now: float | None = None,
+) -> Decision:
+    """One supervision step; mutates `state` (the next cursor)."""
+    now = time.time() if now is None else now
+    progress = ProgressState.from_dict(state.progress)
+    new_batches = progress.advance(settings.progress_log)
+    state.progress = progress.to_dict()
+    if new_batches:
+        state.failures = 0  # the job commits again: forget earlier crashes
+
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=STREAMING_JOB_NAME), limit=20)
+    # account for runs that ended since the last tick (newest first in `runs`)
+    newest_end: float | None = None
+    for run in reversed(runs):
+        if run.run_id in state.seen_runs or not run.is_finished:
+            continue
+        state.seen_runs = [*state.seen_runs, run.run_id][-50:]
+        if run.status in FAILED_STATUSES:
+            state.failures += 1
+            end = _end_time(instance, run.run_id) or now
+            newest_end = end if newest_end is None else max(newest_end, end)
+        elif run.status == dg.DagsterRunStatus.SUCCESS:
+            state.failures = 0
+    if newest_end is not None:
+        wait = backoff_seconds(
+            state.failures, settings.supervisor_backoff_base_seconds, settings.supervisor_backoff_max_seconds
+        )
+        state.next_launch_at = max(state.next_launch_at, newest_end + wait)
+
+    active = [r for r in runs if r.status in IN_PROGRESS_RUN_STATUSES]
+    if active:
+        run = active[0]
+        extra = (
+            f" ({len(active) - 1} more active: {[r.run_id[:8] for r in active[1:]]})"
+            if len(active) > 1
+            else ""
+        )
+        if run.status != dg.DagsterRunStatus.STARTED:
+            return Decision(
+                "wait", f"streaming run {run.run_id[:8]} is {run.status.value}{extra}", run.run_id
+            )
+        last_commit = max(progress.last_commit_ts or 0.0, _start_time(instance, run.run_id))
+        quiet = now - last_commit
+        try:
+            lag = kafka.consumer_lag(progress.committed_offsets(), TOPICS)
+        except Exception as err:  # noqa: BLE001 - an unreachable broker is no reason to kill the job
+            return Decision(
+                "wait", f"streaming run {run.run_id[:8]} running; Kafka lag unknown ({err})", run.run_id
+            )
+        total_lag = sum(lag.values())
+        if quiet > settings.supervisor_stall_seconds and total_lag > 0:
+            return Decision(
+                "terminate",
+                f"streaming run {run.run_id[:8]} stalled: no committed batch for {quiet:.0f}s "
+                f"(limit {settings.supervisor_stall_seconds:.0f}s) while Kafka lag is {total_lag} "
+                f"{lag}; terminating it{extra}",
+                run.run_id,
+            )
+        last = (
+            f"last batch {progress.last_batch_id} {quiet:.0f}s ago"
+            if progress.last_commit_ts
+            else "no batch yet"
+        )
+        return Decision(
+            "wait",
+            f"streaming run {run.run_id[:8]} healthy: {last}, Kafka lag {total_lag}{extra}",
+            run.run_id,
+        )
+
+    last_run = runs[0] if runs else None
+    previous = f"last run {last_run.run_id[:8]} {last_run.status.value}" if last_run else "no run yet"
+    if now < state.next_launch_at:
+        return Decision(
+            "backoff",
+            f"backing off: {state.failures} consecutive failure(s), {previous}; next launch in "
+            f"{state.next_launch_at - now:.0f}s",
+        )
+    return Decision(
+        "launch", f"no active streaming run ({previous}): launching one (attempt {state.failures + 1})"
+    )
+
+
+def terminate_run(instance: dg.DagsterInstance, run_id: str, log: Any) -> None:
+    """Ask the run's worker to stop; if none is reachable, the run is dead: mark it cancelled."""
+    try:
+        delivered = instance.run_launcher.terminate(run_id)
+    except Exception as err:  # noqa: BLE001
+        log.warning(f"terminate {run_id[:8]} failed: {err}")
+        delivered = False
+    if not delivered:
+        run = instance.get_run_by_id(run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(
+                run, message="terminated by the supervisor (no run worker reachable)"
+            )
+
+
+def _topic_observations(kafka: KafkaResource, state: SupervisorState, log: Any) -> list[dg.AssetObservation]:
+    """At most once a minute, observe the topics whose end offsets moved (cheap: one admin call)."""
+    from movesmart_dagster.defs.kafka.assets import topic_observations
+
+    now = time.time()
+    if now - state.observed_at < OBSERVE_EVERY_S:
+        return []
+    state.observed_at = now
+    committed = ProgressState.from_dict(state.progress).committed_offsets()
+    try:
+        observed = topic_observations(kafka, committed)
+    except Exception as err:  # noqa: BLE001
+        log.warning(f"could not observe Kafka topics: {err}")
+        return []
+    events = []
+    for key, version, metadata in observed:
+        topic = key.path[-1]
+        if state.observed_versions.get(topic) == version.value:
+            continue
+        state.observed_versions[topic] = version.value
+        events.append(
+            dg.AssetObservation(
+                asset_key=key, metadata=metadata, tags={"dagster/data_version": version.value}
+            )
+        )
+    return events
+
+
+def build_supervisor_sensor(settings: Settings) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="streaming_supervisor",
+        job_name=STREAMING_JOB_NAME,
+        minimum_interval_seconds=settings.supervisor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Keeps one streaming run alive: launches, relaunches with backoff, terminates stalled runs.",
+    )
+    def streaming_supervisor(
+        context: dg.SensorEvaluationContext, kafka: KafkaResource, spark: SparkResource
+    ) -> dg.SensorResult:
+        run_settings = spark.settings()
+        state = SupervisorState.from_cursor(context.cursor)
+        decision = decide(context.instance, run_settings, kafka, state)
+        context.log.info(f"[{decision.action}] {decision.reason}")
+        if decision.action == "terminate" and decision.run_id:
+            terminate_run(context.instance, decision.run_id, context.log)
+            state.failures += 1
+            state.seen_runs = [*state.seen_runs, decision.run_id][-50:]
+            state.next_launch_at = time.time() + backoff_seconds(
+                state.failures,
+                run_settings.supervisor_backoff_base_seconds,
+                run_settings.supervisor_backoff_max_seconds,
+            )
+        events = _topic_observations(kafka, state, context.log)
+        if decision.action == "launch":
+            return dg.SensorResult(
+                asset_events=events,
+                run_requests=[
+                    dg.RunRequest(
+                        tags={
+                            "movesmart/launched_by": "streaming_supervisor",
+                            "movesmart/reason": decision.reason[:200],
+                        }
+                    )
+                ],
+                cursor=state.to_cursor(),
+            )
+        return dg.SensorResult(
+            skip_reason=f"[{decision.action}] {decision.reason}",
+            asset_events=events,
+            cursor=state.to_cursor(),
+        )
+
+    return streaming_supervisor
