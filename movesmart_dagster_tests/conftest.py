@@ -54,3 +54,18 @@ def kafka_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(env=env, settings=settings)
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A broker of the Dagster platform tests alone: they need the real topic names
+    (vehicle_data, ...) for themselves, so they do not share the session broker."""
+    home = tmp_path_factory.mktemp("platform-home")
+    env = stack_env(home)
+    settings = load_settings(env)
+    broker = KafkaBroker(settings, heap="512m")
+    broker.up()
+    try:
+        yield Stack(env=env, settings=settings)
+    finally:
+        broker.down()
