@@ -33,16 +33,9 @@ def _alias(field: str) -> str:
 
 
 def env_or_default(field: str) -> Any:
-    """`EnvVar(<alias>)` when the variable is set, else the settings default (as a string)."""
+    """`EnvVar(<alias>)` when the variable is set, else None (the settings default applies)."""
     alias = _alias(field)
-    if alias in os.environ:
-        return dg.EnvVar(alias)
-    default = Settings.model_fields[field].default
-    if default is None:
-        return None
-    if isinstance(default, Path):
-        return str(default)
-    return str(default) if not isinstance(default, int | float) else default
+    return dg.EnvVar(alias) if alias in os.environ else None
 
 
 def settings_with(overrides: Mapping[str, Any]) -> Settings:
@@ -83,8 +76,8 @@ class KafkaResource(_SettingsResource):
         "kafka_sasl_username",
         "kafka_sasl_password",
     )
-    kafka_bootstrap_servers: str = "localhost:9092"
-    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_bootstrap_servers: str | None = None
+    kafka_security_protocol: str | None = None
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
@@ -178,12 +171,12 @@ class SparkResource(_SettingsResource):
         "home",
         "warehouse_uri",
     )
-    spark_master: str = "local[*]"
-    spark_driver_memory: str = "2g"
-    jars_dir: str = ""
+    spark_master: str | None = None
+    spark_driver_memory: str | None = None
+    jars_dir: str | None = None
     s3_endpoint: str | None = None
-    aws_region: str = "us-east-1"
-    home: str = ".movesmart"
+    aws_region: str | None = None
+    home: str | None = None
     warehouse_uri: str | None = None
 
     def conf(self, app_name: str = "movesmart") -> dict[str, str]:
@@ -242,10 +235,10 @@ class WarehouseResource(_SettingsResource):
     """Where the tables live: a local folder by default, or S3 (AWS, MinIO, the local endpoint)."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
-    home: str = ".movesmart"
+    home: str | None = None
     warehouse_uri: str | None = None
     s3_endpoint: str | None = None
-    aws_region: str = "us-east-1"
+    aws_region: str | None = None
     s3: S3Resource
 
     @property
@@ -316,10 +309,10 @@ class GlueResource(_SettingsResource):
         "home",
         "warehouse_uri",
     )
-    glue_database: str = "smartcity"
-    aws_region: str = "us-east-1"
+    glue_database: str | None = None
+    aws_region: str | None = None
     s3_endpoint: str | None = None
-    home: str = ".movesmart"
+    home: str | None = None
     warehouse_uri: str | None = None
 
     @property
@@ -349,21 +342,22 @@ class RedshiftResource(_SettingsResource):
     )
     redshift_cluster_id: str | None = None
     redshift_workgroup: str | None = None
-    redshift_database: str = "dev"
+    redshift_database: str | None = None
     redshift_db_user: str | None = None
     redshift_iam_role: str | None = None
-    redshift_schema: str = "dev_smartcity"
-    glue_database: str = "smartcity"
-    aws_region: str = "us-east-1"
+    redshift_schema: str | None = None
+    glue_database: str | None = None
+    aws_region: str | None = None
 
     @property
     def configured(self) -> bool:
-        return bool((self.redshift_cluster_id or self.redshift_workgroup) and self.redshift_iam_role)
+        s = self.settings()
+        return bool((s.redshift_cluster_id or s.redshift_workgroup) and s.redshift_iam_role)
 
     def client(self) -> Any:
         import boto3
 
-        return boto3.client("redshift-data", region_name=self.aws_region)
+        return boto3.client("redshift-data", region_name=self.settings().aws_region)
 
     def statements(self) -> list[str]:
         from movesmart_dagster.catalog.redshift import external_schema_statements
@@ -386,10 +380,10 @@ class DuckDBResource(_SettingsResource):
     """The embedded query engine: a persistent DuckDB file under MOVESMART_HOME with views on the tables."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
-    home: str = ".movesmart"
+    home: str | None = None
     warehouse_uri: str | None = None
     s3_endpoint: str | None = None
-    aws_region: str = "us-east-1"
+    aws_region: str | None = None
 
     @property
     def database_path(self) -> Path:

@@ -1,0 +1,207 @@
+"""The streaming supervisor against a real DagsterInstance and a real broker, one test per decision.
+
+Runs are created in the instance with the statuses each case needs; Kafka lag comes from
+messages produced to the platform broker; committed offsets from a progress log written by
+the streaming job's own `progress.append`. Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from confluent_kafka import Producer
+from dagster._core.test_utils import create_run_for_test
+
+from movesmart_dagster.defs.keys import STREAMING_JOB_NAME, TOPIC_KEYS
+from movesmart_dagster.defs.resources import KafkaResource, SparkResource
+from movesmart_dagster.defs.streaming.supervisor import (
+    SupervisorState,
+    backoff_seconds,
+    build_supervisor_sensor,
+)
+from movesmart_dagster.schemas import TOPICS
+from movesmart_dagster.settings import load_settings
+from movesmart_dagster.streaming.progress import BatchProgress, TableProgress, append
+
+
+@pytest.fixture
+def env(platform_stack, tmp_path, monkeypatch) -> Iterator[dict[str, str]]:
+    values = {
+        **platform_stack.env,
+        "MOVESMART_HOME": str(tmp_path / "home"),
+        "MOVESMART_SUPERVISOR_STALL_SECONDS": "1",
+        "MOVESMART_SUPERVISOR_BACKOFF_SECONDS": "0",
+    }
+    for k, v in values.items():
+        monkeypatch.setenv(k, v)
+    yield values
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture(scope="module")
+def produced(platform_stack) -> dict[str, int]:
+    """Some messages in every topic, so the job's lag is > 0 until it commits them."""
+    settings = platform_stack.settings
+    KafkaResource(kafka_bootstrap_servers=settings.kafka_bootstrap_servers).ensure_topics(TOPICS)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    for topic in TOPICS:
+        for i in range(20):
+            producer.produce(topic, key=f"dev-{i % 4}", value=json.dumps({"i": i}).encode())
+    assert producer.flush(30) == 0
+    return {t: 20 for t in TOPICS}
+
+
+def _tick(instance: dg.DagsterInstance, env: dict[str, str], cursor: str | None = None):
+    sensor = build_supervisor_sensor(load_settings(env))
+    resources = {
+        "kafka": KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
+        "spark": SparkResource(home=env["MOVESMART_HOME"]),
+    }
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+        return sensor.evaluate_tick(ctx)
+
+
+def _run(instance: dg.DagsterInstance, status: dg.DagsterRunStatus) -> dg.DagsterRun:
+    return create_run_for_test(instance, job_name=STREAMING_JOB_NAME, status=status)
+
+
+def _failed_run(instance: dg.DagsterInstance) -> dg.DagsterRun:
+    run = _run(instance, dg.DagsterRunStatus.STARTED)
+    instance.report_run_failed(run)
+    return instance.get_run_by_id(run.run_id)
+
+
+def _ends(env: dict[str, str]) -> dict[str, dict[int, int]]:
+    return KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]).end_offsets(TOPICS)
+
+
+def _commit_batch(home: Path, batch_id: int, offsets: dict[str, dict[int, int]]) -> None:
+    tables = {
+        t: TableProgress(
+            rows=sum(parts.values()),
+            offsets={str(p): [0, e] for p, e in parts.items()},
+            partitions=["2024-01-01"],
+        )
+        for t, parts in offsets.items()
+    }
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    append(home / "streaming" / "progress.jsonl", BatchProgress(batch_id, now, 100, tables))
+
+
+def test_sensor_is_running_by_default(env):
+    sensor = build_supervisor_sensor(load_settings(env))
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.job_name == STREAMING_JOB_NAME
+
+
+def test_nothing_running_launches(instance, env):
+    data = _tick(instance, env)
+    assert len(data.run_requests) == 1
+    assert data.run_requests[0].tags["movesmart/launched_by"] == "streaming_supervisor"
+    assert "no active streaming run (no run yet)" in data.run_requests[0].tags["movesmart/reason"]
+
+
+def test_already_running_waits(instance, env, produced):
+    run = _run(instance, dg.DagsterRunStatus.STARTED)
+    data = _tick(instance, env)
+    assert not data.run_requests
+    assert data.skip_message.startswith("[wait]")
+    assert run.run_id[:8] in data.skip_message
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_starting_run_counts_as_active(instance, env):
+    _run(instance, dg.DagsterRunStatus.STARTING)
+    data = _tick(instance, env)
+    assert not data.run_requests and "is STARTING" in data.skip_message
+
+
+def test_failed_run_is_relaunched(instance, env):
+    failed = _failed_run(instance)
+    data = _tick(instance, env)
+    assert len(data.run_requests) == 1
+    reason = data.run_requests[0].tags["movesmart/reason"]
+    assert f"last run {failed.run_id[:8]} FAILURE" in reason and "attempt 2" in reason
+    state = SupervisorState.from_cursor(data.cursor)
+    assert state.failures == 1 and failed.run_id in state.seen_runs
+
+
+def test_stalled_run_is_terminated_then_relaunched(instance, env, produced):
+    home = Path(env["MOVESMART_HOME"])
+    ends = _ends(env)
+    committed = {t: {p: min(e, 2) for p, e in parts.items()} for t, parts in ends.items()}
+    _commit_batch(home, 0, committed)  # at most 2 per partition read: lag > 0
+    expected_lag = sum(e for parts in ends.values() for e in parts.values()) - sum(
+        c for parts in committed.values() for c in parts.values()
+    )
+    run = _run(instance, dg.DagsterRunStatus.STARTED)
+    time.sleep(1.5)  # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1
+    data = _tick(instance, env)
+    assert data.skip_message.startswith("[terminate]"), data.skip_message
+    assert "stalled" in data.skip_message and f"Kafka lag is {expected_lag} " in data.skip_message
+    # no run worker exists for this run, so the supervisor marks it cancelled itself
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+    # next tick: nothing active, backoff 0 -> relaunch
+    data2 = _tick(instance, env, data.cursor)
+    assert len(data2.run_requests) == 1
+    assert "CANCELED" in data2.run_requests[0].tags["movesmart/reason"]
+
+
+def test_idle_run_with_no_lag_is_not_stalled(instance, env, produced):
+    home = Path(env["MOVESMART_HOME"])
+    _commit_batch(home, 0, _ends(env))  # everything committed: lag 0
+    _run(instance, dg.DagsterRunStatus.STARTED)
+    time.sleep(1.5)
+    data = _tick(instance, env)
+    assert data.skip_message.startswith("[wait]") and "Kafka lag 0" in data.skip_message
+
+
+def test_crash_loop_backs_off(instance, env, monkeypatch):
+    monkeypatch.setenv("MOVESMART_SUPERVISOR_BACKOFF_SECONDS", "60")
+    env = {**env, "MOVESMART_SUPERVISOR_BACKOFF_SECONDS": "60"}
+    for _ in range(3):
+        _failed_run(instance)
+    data = _tick(instance, env)
+    assert not data.run_requests
+    assert data.skip_message.startswith("[backoff]"), data.skip_message
+    assert "3 consecutive failure(s)" in data.skip_message
+    state = SupervisorState.from_cursor(data.cursor)
+    assert state.failures == 3 and state.next_launch_at > time.time() + 200  # 60 * 2**2 = 240 s
+    # the same failures are not counted twice on the next tick
+    data2 = _tick(instance, env, data.cursor)
+    assert SupervisorState.from_cursor(data2.cursor).failures == 3 and not data2.run_requests
+
+
+def test_a_committed_batch_resets_the_failure_count(instance, env, produced):
+    state = SupervisorState(failures=4, next_launch_at=0)
+    _commit_batch(Path(env["MOVESMART_HOME"]), 7, _ends(env))
+    data = _tick(instance, env, state.to_cursor())
+    assert SupervisorState.from_cursor(data.cursor).failures == 0
+    assert len(data.run_requests) == 1
+
+
+def test_backoff_is_exponential_and_capped():
+    assert [backoff_seconds(n, 15, 600) for n in range(7)] == [0, 15, 30, 60, 120, 240, 480]
+    assert backoff_seconds(10, 15, 600) == 600
+
+
+def test_topics_are_observed_with_end_offsets(instance, env, produced):
+    data = _tick(instance, env)
+    observed = {e.asset_key: e for e in data.asset_events}
+    assert set(observed) == set(TOPIC_KEYS.values())
+    vehicle = observed[TOPIC_KEYS["vehicle_data"]]
+    assert vehicle.metadata["messages_total"].value >= 20
+    assert vehicle.metadata["streaming_lag"].value >= 20
+    # unchanged offsets are not observed again within the minute
+    assert not _tick(instance, env, data.cursor).asset_events
