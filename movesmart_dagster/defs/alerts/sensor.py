@@ -6,7 +6,9 @@ the state remembered in the cursor and alerts only on a change:
 - freshness: an asset's freshness state turns FAIL ("freshness failed") or leaves FAIL
   for PASS/WARN ("freshness recovered") — states written by the freshness daemon;
 - asset checks: a check's latest evaluation turns failed, or passes again after failing;
-- runs: a run that ended in FAILURE (each run once).
+- runs: a run that ended in FAILURE (each run once; runs tagged
+  `movesmart/alert_on_failure=false`, like the quality-check job whose failures are the
+  checks' own alerts, are skipped).
 A steady state sends nothing, so a table that stays stale alerts once, not every tick.
 The webhook gets {"text": ..., "blocks": [...]} (Slack incoming-webhook format), URL from
 MOVESMART_ALERT_WEBHOOK_URL; without it alerts go to the sensor log only.
@@ -131,7 +133,7 @@ def run_alerts(instance: dg.DagsterInstance, state: AlertState) -> list[Alert]:
     for record in records:
         run = record.dagster_run
         newest = max(newest, record.update_timestamp.timestamp())
-        if run.run_id in state.alerted_runs:
+        if run.run_id in state.alerted_runs or run.tags.get("movesmart/alert_on_failure") == "false":
             continue
         state.alerted_runs = [*state.alerted_runs, run.run_id][-200:]
         alerts.append(Alert("run_failed", f"run {run.run_id[:8]} of {run.job_name}", "ended in FAILURE"))

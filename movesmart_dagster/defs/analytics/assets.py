@@ -102,7 +102,11 @@ def analytics_definitions(settings: Settings) -> dict[str, Any]:
     assets = [_analytics_asset(n, partitions) for n in compute.ANALYTICS]
     job = dg.define_asset_job(
         ANALYTICS_JOB_NAME,
-        selection=dg.AssetSelection.assets(*assets),
+        # the source tables' blocking quality checks run first in the same run and stop it on bad data
+        selection=dg.AssetSelection.assets(*assets).without_checks()
+        | dg.AssetSelection.checks_for_assets(
+            *{TABLE_KEYS[compute.ANALYTICS[n][0]] for n in compute.ANALYTICS}
+        ),
         partitions_def=partitions,
         executor_def=dg.in_process_executor,  # one Spark session for the four assets
         description="The four daily analytics for one day (or a range, as a single run).",
