@@ -25,6 +25,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 _HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
 _IAM_ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@/\-]+$")
+_KMS_KEY = re.compile(
+    r"^(arn:aws[a-z\-]*:kms:[a-z0-9\-]+:\d{12}:(key|alias)/[\w/\-]+|alias/[\w/\-]+|[0-9a-fA-F\-]{36}|mrk-[0-9a-f]{32})$"
+)
 
 
 class SettingsError(ValueError):
@@ -71,6 +74,9 @@ class Settings(BaseSettings):
     s3_local_port: int = Field(9000, alias="MOVESMART_S3_LOCAL_PORT", ge=1, le=65535)
     s3_bucket: str = Field("movesmart", alias="MOVESMART_S3_BUCKET")
     aws_region: str = Field("us-east-1", alias="AWS_REGION")
+    # server-side encryption of everything S3A writes; the KMS key is an id/ARN, not a secret
+    s3_sse: Literal["none", "SSE-S3", "SSE-KMS"] = Field("none", alias="MOVESMART_S3_SSE")
+    s3_sse_kms_key_id: str | None = Field(None, alias="MOVESMART_S3_SSE_KMS_KEY_ID")
 
     # --- catalog and warehouse SQL ------------------------------------------------------
     glue_database: str = Field("smartcity", alias="MOVESMART_GLUE_DATABASE")
@@ -90,7 +96,9 @@ class Settings(BaseSettings):
     supervisor_interval_seconds: int = Field(15, alias="MOVESMART_SUPERVISOR_INTERVAL_SECONDS", ge=1)
     supervisor_stall_seconds: float = Field(300.0, alias="MOVESMART_SUPERVISOR_STALL_SECONDS", gt=0)
     supervisor_backoff_base_seconds: float = Field(15.0, alias="MOVESMART_SUPERVISOR_BACKOFF_SECONDS", ge=0)
-    supervisor_backoff_max_seconds: float = Field(600.0, alias="MOVESMART_SUPERVISOR_BACKOFF_MAX_SECONDS", ge=0)
+    supervisor_backoff_max_seconds: float = Field(
+        600.0, alias="MOVESMART_SUPERVISOR_BACKOFF_MAX_SECONDS", ge=0
+    )
     alert_webhook_url: SecretStr | None = Field(None, alias="MOVESMART_ALERT_WEBHOOK_URL")
     quarantine_max_share: float = Field(0.05, alias="MOVESMART_QUARANTINE_MAX_SHARE", ge=0, le=1)
     analytics_start_date: str = Field("2024-01-01", alias="MOVESMART_ANALYTICS_START_DATE")
@@ -151,6 +159,26 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("expected a date YYYY-MM-DD") from None
         return value
+
+    @field_validator("s3_sse", mode="before")
+    @classmethod
+    def _check_sse(cls, value: str) -> str:
+        # accept any case ("sse-kms", "NONE"); the Literal then rejects anything else
+        canonical = {"none": "none", "sse-s3": "SSE-S3", "sse-kms": "SSE-KMS"}
+        return canonical.get(str(value).strip().lower(), value) if value else "none"
+
+    @field_validator("s3_sse_kms_key_id")
+    @classmethod
+    def _check_kms_key(cls, value: str | None) -> str | None:
+        if value and not _KMS_KEY.match(value):
+            raise ValueError("expected a KMS key id, alias/<name> or arn:aws:kms:<region>:<account>:key/<id>")
+        return value or None
+
+    @model_validator(mode="after")
+    def _check_sse_key(self) -> Settings:
+        if self.s3_sse_kms_key_id and self.s3_sse != "SSE-KMS":
+            raise ValueError("MOVESMART_S3_SSE_KMS_KEY_ID is set but MOVESMART_S3_SSE is not SSE-KMS")
+        return self
 
     @model_validator(mode="after")
     def _check_sasl(self) -> Settings:

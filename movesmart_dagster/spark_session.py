@@ -36,8 +36,6 @@ def spark_conf(settings: Settings, app_name: str = "movesmart") -> dict[str, str
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.showConsoleProgress": "false",
         "spark.ui.enabled": "false",
-        "spark.driver.bindAddress": "127.0.0.1",
-        "spark.driver.host": "127.0.0.1",
         "spark.sql.parquet.compression.codec": "zstd",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
         "spark.sql.streaming.stopGracefullyOnShutdown": "true",
@@ -47,6 +45,16 @@ def spark_conf(settings: Settings, app_name: str = "movesmart") -> dict[str, str
         ),
         "spark.hadoop.fs.s3a.endpoint.region": settings.aws_region,
     }
+    if settings.spark_master.startswith("local"):
+        # local mode: nothing listens beyond loopback. On a cluster (spark://, k8s://, yarn)
+        # executors must reach the driver, so Spark's defaults apply (SPARK_LOCAL_IP/-HOSTNAME).
+        conf["spark.driver.bindAddress"] = "127.0.0.1"
+        conf["spark.driver.host"] = "127.0.0.1"
+    if settings.s3_sse != "none":
+        # server-side encryption of every object S3A writes (data, _spark_metadata, checkpoints)
+        conf["spark.hadoop.fs.s3a.encryption.algorithm"] = settings.s3_sse
+        if settings.s3_sse_kms_key_id:  # absent: the account's aws/s3 managed key
+            conf["spark.hadoop.fs.s3a.encryption.key"] = settings.s3_sse_kms_key_id
     if settings.s3_endpoint:
         conf.update(
             {
