@@ -69,3 +69,41 @@ def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(env=env, settings=settings)
     finally:
         broker.down()
+
+
+# --- security: the logs of this test run hold no secret (issue 6) -------------------------
+# Runs once at the end of the session, after every test: scans the log-like files that the
+# tests produced (pytest's temporary folders, MOVESMART_HOME when set) for key material and
+# for the secret values tests registered with secret_scan.add_canary. A finding fails the run.
+
+
+def _security_log_roots(config: pytest.Config) -> list[Path]:
+    roots: list[Path] = []
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        roots.append(factory.getbasetemp())
+    home = os.environ.get("MOVESMART_HOME")
+    if home:
+        roots.append(Path(home))
+    return roots
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from movesmart_dagster_tests.secret_scan import scan_logs
+
+    findings = scan_logs(_security_log_roots(session.config))
+    session.config.stash[_SECURITY_LOG_FINDINGS] = findings
+    if findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    findings = terminalreporter.config.stash.get(_SECURITY_LOG_FINDINGS, [])
+    if findings:
+        terminalreporter.section("secrets found in the logs of this test run", red=True)
+        for finding in findings[:50]:
+            terminalreporter.write_line(finding)
+
+
+_SECURITY_LOG_FINDINGS = pytest.StashKey[list[str]]()

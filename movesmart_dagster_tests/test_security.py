@@ -18,7 +18,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
-import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -32,56 +32,7 @@ from moto.server import ThreadedMotoServer
 
 from movesmart_dagster.settings import REPO_ROOT, Settings, SettingsError, load_settings
 from movesmart_dagster.spark_session import spark_conf
-
-# --- secret patterns (shared with the log scan in conftest.py) ---------------------------
-
-SECRET_PATTERNS: dict[str, re.Pattern[str]] = {
-    "AWS access key id": re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-    "AWS secret access key": re.compile(
-        r"(?i)aws_?secret_?access_?key\W{0,4}[:=]\W{0,4}[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
-    ),
-    "private key block": re.compile(r"-----BEGIN (?:RSA |EC |DSA |OPENSSH |ENCRYPTED )?PRIVATE KEY-----"),
-    "GitHub token": re.compile(r"\bgh[pousr]_[A-Za-z0-9]{36}\b"),
-    "Slack token or webhook": re.compile(
-        r"\bxox[abposr]-[A-Za-z0-9-]{10,}|hooks\.slack\.com/services/T[A-Z0-9]+/"
-    ),
-}
-# `password: value` / `PASSWORD=value` in configuration and docs; placeholders are allowed
-_PASSWORD_ASSIGNMENT = re.compile(
-    r"""(?ix)\b[\w.-]*(?:password|passwd|secret_access_key|client_secret)\b["']?[ \t]*[:=][ \t]*["']?([^\s"',}]*)"""
-)
-_PLACEHOLDER_VALUES = re.compile(
-    r"""(?x)^(
-        |\$\{?[A-Za-z_][\w:?\-\s/.a-z]*\}?     # ${VAR}, ${VAR:?message}, $VAR
-        |<[^>]*>?|\*+|\.\.\.|null|none|\[hidden\]
-        |testing|change-?me|\{|\{env:?|env|\(|pw|pwd
-    )$"""
-)
-_CONFIG_SUFFIXES = {
-    ".yml",
-    ".yaml",
-    ".env",
-    ".example",
-    ".properties",
-    ".toml",
-    ".ini",
-    ".cfg",
-    ".conf",
-    ".md",
-}
-
-
-def find_secrets(text: str, config_like: bool) -> list[str]:
-    """Names of the secret patterns found in `text` (with the matched line, shortened)."""
-    found = []
-    for name, pattern in SECRET_PATTERNS.items():
-        for m in pattern.finditer(text):
-            found.append(f"{name}: {m.group(0)[:12]}...")
-    if config_like:
-        for m in _PASSWORD_ASSIGNMENT.finditer(text):
-            if not _PLACEHOLDER_VALUES.match(m.group(1).strip()):
-                found.append(f"password assigned: {m.group(0)[:40]}")
-    return found
+from movesmart_dagster_tests.secret_scan import CONFIG_SUFFIXES, add_canary, find_secrets, scan_logs
 
 
 def test_scanner_finds_what_it_looks_for() -> None:
@@ -103,6 +54,30 @@ def test_scanner_finds_what_it_looks_for() -> None:
         assert not find_secrets(fine, config_like=True), fine
 
 
+def test_log_scan_finds_leaks_and_passes_clean_logs(tmp_path: Path) -> None:
+    canary = add_canary("canary-" + uuid.uuid4().hex)
+    clean = tmp_path / "clean" / "kafka" / "logs"
+    clean.mkdir(parents=True)
+    (clean / "server.log").write_text("sasl.jaas.config = [hidden]\nssl.key.password = null\nstarted\n")
+    (clean / "server.log.1").write_text("password=********** (masked)\n")
+    assert scan_logs([tmp_path / "clean"]) == []
+
+    leaky = tmp_path / "leaky"
+    leaky.mkdir()
+    try:
+        (leaky / "driver.out").write_text(f"options: sasl password={canary}\n")
+        (leaky / "run.log").write_text("-----BEGIN " + "PRIVATE KEY-----\nMIIE...\n")
+        (leaky / "secret.pem").write_text("-----BEGIN " + "PRIVATE KEY-----\n")  # not a log
+        findings = scan_logs([leaky])
+    finally:  # deliberate leaks must not fail the session-wide log check
+        shutil.rmtree(leaky)
+    assert len([f for f in findings if "a test's secret value" in f]) == 1
+    assert len([f for f in findings if "password assigned: password=..." in f]) == 1
+    assert len([f for f in findings if "private key block" in f]) == 1
+    assert all(canary[:8] not in f for f in findings)  # the report never repeats the secret
+    assert not [f for f in findings if "secret.pem" in f]
+
+
 def test_repository_holds_no_secrets() -> None:
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -121,7 +96,7 @@ def test_repository_holds_no_secrets() -> None:
             continue  # binary (images)
         scanned += 1
         text = data.decode("utf-8", errors="replace")
-        config_like = path.suffix in _CONFIG_SUFFIXES or path.name in ("Dockerfile", ".env.example")
+        config_like = path.suffix in CONFIG_SUFFIXES or path.name in ("Dockerfile", ".env.example")
         findings += [f"{raw.decode()}: {f}" for f in find_secrets(text, config_like)]
     assert scanned > 30  # the scan really read the tree
     assert not findings, "\n".join(findings)
@@ -308,7 +283,7 @@ def secure_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
         "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
         "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
         "KAFKA_SASL_USERNAME": "movesmart",
-        "KAFKA_SASL_PASSWORD": "canary-" + uuid.uuid4().hex,
+        "KAFKA_SASL_PASSWORD": add_canary("canary-" + uuid.uuid4().hex),
         "KAFKA_SSL_CA_LOCATION": str(pem["ca"]),
         "KAFKA_SSL_CERTIFICATE_LOCATION": str(pem["cert"]),
         "KAFKA_SSL_KEY_LOCATION": str(pem["key"]),
