@@ -129,7 +129,7 @@ def test_analytics_assets_on_simulated_days(tmp_path, monkeypatch):
             assert result.success
         # idempotent: the same partition again replaces its files
         assert job.execute_in_process(instance=instance, partition_key=days[0]).success
-        for name, key in ANALYTICS_KEYS.items():
+        for key in ANALYTICS_KEYS.values():
             mats = instance.fetch_materializations(key, limit=10).records
             assert {m.partition_key for m in mats} == set(days)
             md = mats[0].asset_materialization.metadata
