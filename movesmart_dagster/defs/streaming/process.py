@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -47,6 +48,14 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the run worker dies (Linux), so no job outlives its run."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class SupervisedProcess:
     """A child in its own process group with output appended to a log file."""
 
@@ -72,6 +81,7 @@ class SupervisedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # its own group: SIGINT to the run worker does not reach it unasked
+                preexec_fn=_die_with_parent,
             )
         return self
 
