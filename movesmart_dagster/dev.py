@@ -52,10 +52,8 @@ def _stop(proc: subprocess.Popen, sig: int, timeout: float) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     # the group may outlive its leader (a run worker, a Spark JVM): sweep it
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
@@ -87,7 +85,16 @@ def main(argv: list[str] | None = None) -> int:
     logs.mkdir(parents=True, exist_ok=True)
 
     dagster = _start(
-        [str(BIN / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)],
+        [
+            str(BIN / "dagster"),
+            "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(args.port),
+        ],
         env,
     )
     print(f"dagster   http://localhost:{args.port}  (DAGSTER_HOME={dagster_home})", flush=True)
