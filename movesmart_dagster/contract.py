@@ -134,7 +134,7 @@ def validate(record: RecordSchema, payload: bytes | str, max_bytes: int | None =
     if max_bytes is not None:
         size = len(payload) if isinstance(payload, bytes | bytearray) else len(payload.encode("utf-8"))
         if size > max_bytes:
-            return Verdict(None, f"oversized: {size} bytes > cap of {max_bytes}")
+            return Verdict(None, f"oversized: {size} bytes > cap {max_bytes}")
     try:
         # decode explicitly: json.loads(bytes) would also accept UTF-16/32, which is not the contract
         text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
