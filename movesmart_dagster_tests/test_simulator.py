@@ -370,3 +370,25 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(tmp_path, how):
         assert sorted((t, k, v) for t, _, k, v in rows) == sorted((r.topic, r.key, r.value) for r in expected)
     finally:
         broker.down()
+
+
+def test_sigterm_stops_cleanly_and_everything_produced_is_on_the_broker(kafka_stack):
+    """A supervisor's SIGTERM: stop producing, flush, summary, exit 0; broker count == summary."""
+    bootstrap = kafka_stack.settings.kafka_bootstrap_servers
+    before = _watermarks(bootstrap)
+    summary_file = Path(kafka_stack.env["MOVESMART_HOME"]) / f"summary-{uuid.uuid4().hex}.json"
+    run = subprocess.Popen(
+        [*SIMULATE, "--summary-json", str(summary_file), "--rate", "2000", "--seed", "31"],
+        env=kafka_stack.subprocess_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2.0)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == 0, err + out
+    summary = json.loads(summary_file.read_text())
+    assert summary["stop_reason"] == "interrupted" and 0 < summary["total"] < 31_000
+    rows = _read_window(bootstrap, before, _watermarks(bootstrap))
+    assert Counter(t for t, _, _, _ in rows) == Counter({t: n for t, n in summary["produced"].items() if n})
