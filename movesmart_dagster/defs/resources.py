@@ -119,7 +119,7 @@ class KafkaResource(_SettingsResource):
                 del topic
         return missing
 
-    def end_offsets(self, topics: Iterable[str], timeout: float = 15.0) -> dict[str, dict[int, int]]:
+    def end_offsets(self, topics: Iterable[str], timeout: float = 8.0) -> dict[str, dict[int, int]]:
         """High watermark per topic partition ({} for a topic that does not exist)."""
         from confluent_kafka import TopicPartition
         from confluent_kafka.admin import OffsetSpec
@@ -141,14 +141,14 @@ class KafkaResource(_SettingsResource):
         return out
 
     def consumer_lag(
-        self, committed: Mapping[str, Mapping[int, int]], topics: Iterable[str]
+        self, committed: Mapping[str, Mapping[int, int]], topics: Iterable[str], timeout: float = 8.0
     ) -> dict[str, int]:
         """End offsets minus what the streaming job has committed, per topic.
 
         Spark's Kafka source does not commit consumer-group offsets, so `committed` comes from
         the job's progress log (see `defs.streaming.progress_state`).
         """
-        ends = self.end_offsets(topics)
+        ends = self.end_offsets(topics, timeout)
         lag: dict[str, int] = {}
         for topic, parts in ends.items():
             done = committed.get(topic, {})
