@@ -95,9 +95,9 @@ def _jvms_of(home: Path) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if "java" in cmdline.split(" ", 1)[0] and "kafka.Kafka" not in cmdline:
-            if f"MOVESMART_HOME={home}".encode() in environ:
-                found.append(int(entry.name))
+        is_java = "java" in cmdline.split(" ", 1)[0] and "kafka.Kafka" not in cmdline
+        if is_java and f"MOVESMART_HOME={home}".encode() in environ:
+            found.append(int(entry.name))
     return found
 
 
