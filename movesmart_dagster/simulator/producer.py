@@ -7,8 +7,8 @@ Why these producer settings:
   restart instead of failing after librdkafka's default.
 - `linger.ms`, a 1 MB `batch.size`, lz4 compression and a deep local queue: records leave
   in large compressed batches, so the whole process sustains >100k events/s on 2 cores.
-- `delivery.report.only.error`: the delivery callback runs only for failures, so success
-  costs no Python per record; after `flush()` returns 0, produced - failed were acked.
+- `delivery.report.only.error` (set by `run_simulation`): the delivery callback runs only for
+  failures, so success costs no Python per record; after `flush()` returns 0, produced - failed were acked.
 - librdkafka's own log lines go to a Python logger that is silent unless asked (`-v`), so
   an unreachable broker is one clear line, not a screen of connection retries.
 Record timestamps in Kafka stay the wall clock (the event time is in the payload): old
@@ -120,7 +120,11 @@ class RunSummary:
 def producer_config(
     settings: Settings, delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S, **overrides: Any
 ) -> dict[str, Any]:
-    """The simulator's producer settings on top of the security passthrough of `settings`."""
+    """The simulator's producer settings on top of the security passthrough of `settings`.
+
+    Usable as is by other code: delivery reports stay on for every message here; only
+    `run_simulation` narrows them to failures.
+    """
     conf: dict[str, Any] = {
         **settings.kafka_client_config(),
         "client.id": "movesmart-simulator",
@@ -133,7 +137,6 @@ def producer_config(
         "queue.buffering.max.messages": 1_000_000,
         "queue.buffering.max.kbytes": 512 * 1024,
         "message.timeout.ms": int(delivery_timeout_s * 1000),
-        "delivery.report.only.error": True,
         "reconnect.backoff.max.ms": 1000,
         "partitioner": "murmur2_random",  # the Java clients' key -> partition mapping
         "logger": KAFKA_LOG,
@@ -228,6 +231,7 @@ def run_simulation(
     conf = producer_config(settings, delivery_timeout_s, **(producer_overrides or {}))
     conf["on_delivery"] = on_delivery
     conf["error_cb"] = on_error
+    conf["delivery.report.only.error"] = True  # no Python per acknowledged record
     producer = Producer(conf)
     produce, poll = producer.produce, producer.poll
     produced = summary.produced
