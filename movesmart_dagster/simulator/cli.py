@@ -84,7 +84,7 @@ def _parse_start(value: str | None) -> datetime:
     type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
-    help="Share of records malformed on purpose (exactly floor(p*100) per 100 records).",
+    help="Share of records malformed on purpose (exactly floor(p*N) of the first N when N is a multiple of 100).",
 )
 @click.option(
     "--route",

@@ -54,7 +54,7 @@ VEHICLE_TOPIC, GPS_TOPIC, TRAFFIC_TOPIC, WEATHER_TOPIC, EMERGENCY_TOPIC = (
 DEFAULT_START = datetime(2024, 6, 3, 8, 0, 0, tzinfo=UTC)
 WireFormat = Literal["canonical", "seed"]
 MIN_SPEED_KMH = 5.0  # the floor that guarantees arrival
-BAD_BLOCK = 100  # malformed records are placed exactly: floor(ratio * 100) per 100 records
+BAD_BLOCK = 100  # malformed records are placed per block of 100: floor(ratio * N) in the first N = k*100
 
 # The defects `--bad-ratio` injects; each is a reason code of `movesmart_dagster.contract`.
 DEFECTS = ("not_json", "not_object", "missing_required", "wrong_type", "out_of_range", "bad_timestamp")
