@@ -404,18 +404,23 @@ class DuckDBResource(_SettingsResource):
         )
 
 
-def local_views(settings: Settings, con: Any = None) -> Any:
-    """Views named like the tables over a local warehouse's Parquet files (hive partitions)."""
+def local_views(settings: Settings, con: Any = None, schema: str = "main") -> Any:
+    """Views named like the tables over a local warehouse's Parquet files (hive partitions).
+
+    Tables without files get no view (a view over an empty glob cannot be bound).
+    """
     import duckdb
 
     from movesmart_dagster.schemas import ALL_TABLES
 
     con = con or duckdb.connect()
+    if schema != "main":
+        con.execute(f'create schema if not exists "{schema}"')
     root = settings.warehouse.removeprefix("file://")
     for table in ALL_TABLES:
         if any(Path(root, table).glob("event_date=*/*.parquet")):
             con.execute(
-                f'create or replace view "{table}" as select * from read_parquet('
+                f'create or replace view "{schema}"."{table}" as select * from read_parquet('
                 f"'{root}/{table}/event_date=*/*.parquet', hive_partitioning=true, union_by_name=true)"
             )
     return con

@@ -82,9 +82,15 @@ def glue_tables(
 
 def create_local_schema(duckdb: DuckDBResource, settings: Settings) -> dict[str, int]:
     """`dev_smartcity` in the persistent DuckDB file; returns row counts per table it can see."""
-    con = duckdb.connect(persistent=True)
+    import duckdb as duckdb_lib
+
+    from movesmart_dagster.defs.resources import local_views
+
+    schema = settings.redshift_schema
+    duckdb.database_path.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb_lib.connect(str(duckdb.database_path))
     try:
-        schema = settings.redshift_schema
+        local_views(settings, con, schema)
         existing = {
             r[0]
             for r in con.execute(
@@ -92,7 +98,7 @@ def create_local_schema(duckdb: DuckDBResource, settings: Settings) -> dict[str,
             ).fetchall()
         }
         return {
-            t: int(con.execute(f'select count(*) from {schema}."{t}"').fetchone()[0])
+            t: int(con.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0])
             for t in ALL_TABLES
             if t in existing
         }
