@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # --- Spark --------------------------------------------------------------------------
     spark_master: str = Field("local[*]", alias="MOVESMART_SPARK_MASTER")
     spark_driver_memory: str = Field("2g", alias="MOVESMART_SPARK_DRIVER_MEMORY")
+    # the streaming job quarantines (`oversized`) Kafka values larger than this, unparsed
+    max_message_bytes: int = Field(1_048_576, alias="MOVESMART_MAX_MESSAGE_BYTES", ge=1)
 
     # --- S3 / AWS -----------------------------------------------------------------------
     s3_endpoint: str | None = Field(None, alias="MOVESMART_S3_ENDPOINT")

@@ -15,6 +15,17 @@ One line per committed batch:
                                  "freshness_lag_s": 1.7,
                                  "partitions": ["2024-01-01"]},
                 "quarantine": {"rows": 12, ...}}}
+
+Fields added later (readers must tolerate their absence and unknown keys):
+- batch: `query_id` (the checkpoint's query; batch ids restart with a new checkpoint),
+  `started_at`, `input_rows` (Kafka records in the batch).
+- table: `event_lag_s` (now - newest event time; `freshness_lag_s` is now - newest Kafka
+  timestamp, which is meaningful also for simulated past event times), `files` (Parquet
+  files added).
+
+A batch is reported once per query in the normal case; if the job dies after the line is
+written but before Spark records the commit, the re-run batch (same `query_id` and
+`batch_id`, the same rows) is not reported again — the job checks the log's last line.
 """
 
 from __future__ import annotations
@@ -35,6 +46,13 @@ class TableProgress:
     newest_kafka_at: str | None = None
     freshness_lag_s: float | None = None
     partitions: list[str] = field(default_factory=list)  # event_date values touched
+    event_lag_s: float | None = None  # now - newest event time
+    files: int = 0  # Parquet files added
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TableProgress:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -43,6 +61,9 @@ class BatchProgress:
     committed_at: str
     duration_ms: int
     tables: dict[str, TableProgress]
+    query_id: str | None = None
+    started_at: str | None = None
+    input_rows: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
@@ -53,8 +74,14 @@ class BatchProgress:
             batch_id=int(d["batch_id"]),
             committed_at=d["committed_at"],
             duration_ms=int(d["duration_ms"]),
-            tables={k: TableProgress(**v) for k, v in d["tables"].items()},
+            tables={k: TableProgress.from_dict(v) for k, v in d["tables"].items()},
+            query_id=d.get("query_id"),
+            started_at=d.get("started_at"),
+            input_rows=d.get("input_rows"),
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def append(log_path: Path, progress: BatchProgress) -> None:
@@ -85,3 +112,23 @@ def read_since(log_path: Path, cursor: int = 0) -> tuple[list[BatchProgress], in
 
 def iter_all(log_path: Path) -> Iterator[BatchProgress]:
     yield from read_since(log_path, 0)[0]
+
+
+def last(log_path: Path, max_bytes: int = 1 << 20) -> BatchProgress | None:
+    """The last complete line of the log (reads only its tail)."""
+    if not log_path.exists():
+        return None
+    with open(log_path, "rb") as fh:
+        fh.seek(0, 2)
+        size = fh.tell()
+        fh.seek(max(0, size - max_bytes))
+        data = fh.read()
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    if not data.endswith(b"\n") and lines:
+        lines = lines[:-1]  # a partial last line
+    for line in reversed(lines):
+        try:
+            return BatchProgress.from_dict(json.loads(line))
+        except (ValueError, KeyError):
+            continue
+    return None

@@ -1,0 +1,48 @@
+"""`movesmart stream`: the streaming job in the foreground (see `streaming/job.py`)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from movesmart_dagster.cli import settings_from_context
+
+
+@click.command()
+@click.option("--trigger-interval", default="10 seconds", show_default=True, help="Micro-batch interval.")
+@click.option(
+    "--max-offsets-per-trigger",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Cap of Kafka records per micro-batch (split over the five topics).",
+)
+@click.option("--available-now", is_flag=True, help="Drain what Kafka holds now, then exit 0.")
+@click.option("--checkpoint", default=None, help="Checkpoint URI [default: <checkpoint root>/stream].")
+@click.pass_context
+def stream(
+    ctx: click.Context,
+    trigger_interval: str,
+    max_offsets_per_trigger: int | None,
+    available_now: bool,
+    checkpoint: str | None,
+) -> None:
+    """Kafka -> validated, partitioned Parquet tables, exactly once; SIGTERM stops after the batch."""
+    from movesmart_dagster.streaming.job import FAULT_ENV, Fault, JobOptions, run
+
+    settings = settings_from_context(ctx)
+    import os
+
+    from movesmart_dagster.settings import SettingsError
+
+    try:
+        Fault(os.environ.get(FAULT_ENV))
+    except SettingsError as err:
+        raise click.ClickException(str(err)) from None
+    options = JobOptions(
+        trigger_interval=trigger_interval,
+        max_offsets_per_trigger=max_offsets_per_trigger,
+        available_now=available_now,
+        checkpoint=checkpoint,
+    )
+    sys.exit(run(settings, options))

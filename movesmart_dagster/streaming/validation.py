@@ -1,0 +1,459 @@
+"""The data contract as Spark SQL expressions: one projection routes every Kafka record.
+
+Why not `from_json` alone: the seed's `from_json` turned anything it could not read into
+an all-null row, and Spark's JSON reader is lenient (a number where a string is expected
+becomes the text "12"). The rules here are the ones of the Python reference
+`movesmart_dagster.contract.validate`, generated from the same `schemas.Field`s, and a
+test feeds one corpus through both.
+
+Why two parsers: a strict check needs the JSON type of every field, which Spark only
+exposes through VARIANT values — and extracting typed values from variants costs about
+three times a plain typed parse. So each record is parsed once with a *typed* schema
+(fast path). That parse is already strict for numbers, integers and the location object
+(a wrong type makes Spark flag the record as corrupt). Strings are the one lenient spot,
+and a non-string token can only come back as text that looks like a JSON number,
+`true`/`false`, an object or an array — such an "ambiguous" value, a corrupt record, or
+anything else unusual, sends the row to the *exact* path: a second parse into VARIANT
+fields whose JSON types are read with `schema_of_variant`. Valid producer data (object
+`location`, ISO timestamps) stays on the fast path; seed-format rows (`location` as an
+array) take the exact path and land just the same.
+
+Both paths feed the same per-field primitives (JSON type class, string value, number
+value, location parts), and one set of rules turns them into the first failing reason
+in field order — `code: detail`, the same text as the reference for ordinary values.
+
+Known, documented differences from the reference (none occur in producer data):
+ISO week dates and the odd 3.11 forms (`2024-01-01T10.5`) are not accepted;
+two JSON objects glued together (`{..}{..}`) pass as the first one; UTF-16/32 JSON and
+UTF-8-encoded surrogates count as not_json; float details print in Java notation
+below 1e-3 or from 1e7 (`1.0E7` where Python prints `10000000.0`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from movesmart_dagster.schemas import (
+    LINEAGE_COLUMNS,
+    LOCATION_FIELDS,
+    PARTITION_COLUMN,
+    QUARANTINE_COLUMNS,
+    QUARANTINE_TABLE,
+    RECORDS,
+    RECORDS_BY_NAME,
+    Field,
+    FieldType,
+    RecordSchema,
+)
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from pyspark.sql import DataFrame
+
+CORRUPT = "_corrupt_record_"
+_JSON_OPTS = {"allowSingleQuotes": "false", "columnNameOfCorruptRecord": CORRUPT, "mode": "PERMISSIVE"}
+
+# The common ISO-8601 shape, which Spark's own cast parses exactly like Python does
+# (offsets up to 17:59 — Spark's cast stops at 18h, Python at 24h).
+_TS_FAST = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-](0[0-9]|1[0-7]):[0-9]{2})?$"
+# Everything else Python 3.11's datetime.fromisoformat takes (minus week dates):
+# YYYY-MM-DD or YYYYMMDD, any single separator, HH[:MM[:SS[.f]]] or HHMMSS, Z or ±HH[:MM[:SS[.f]]].
+_TS_GENERAL = (
+    r"^([0-9]{4})-?([0-9]{2})-?([0-9]{2})"
+    r"(?:.([0-9]{2})(?::?([0-9]{2})(?::?([0-9]{2})(?:[.,]([0-9]+))?)?)?"
+    r"(Z|([+-])([0-9]{2})(?::?([0-9]{2})(?::?([0-9]{2})(?:\.([0-9]{1,6}))?)?)?)?)?$"
+)
+# A string field whose text could have come from a non-string JSON token.
+_AMBIGUOUS = r"^(-?[0-9][0-9.eE+-]*|true|false|[\[{].*)$"
+
+
+def _lit(text: str) -> str:
+    """A Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _q(name: str) -> str:
+    return f"`{name}`"
+
+
+def native_schema(record: RecordSchema) -> str:
+    """DDL of the fast-path parse: typed fields, timestamps as text, plus the corrupt column."""
+    types = {
+        FieldType.STRING: "string",
+        FieldType.TIMESTAMP: "string",
+        FieldType.DOUBLE: "double",
+        FieldType.INT: "int",
+        FieldType.LOCATION: "struct<latitude: double, longitude: double>",
+    }
+    cols = [f"{_q(f.name)} {types[f.type]}" for f in record.fields]
+    return ", ".join([*cols, f"{CORRUPT} string"])
+
+
+def variant_schema(record: RecordSchema) -> str:
+    """DDL of the exact-path parse: every field as VARIANT, so its JSON type is known."""
+    return ", ".join([*(f"{_q(f.name)} variant" for f in record.fields), f"{CORRUPT} string"])
+
+
+_TYPE_CLASS = (
+    "map('STRING', 'string', 'BOOLEAN', 'bool', 'BIGINT', 'number', 'DOUBLE', 'number', "
+    "'FLOAT', 'number', 'DECIMAL', 'number', 'OBJECT', 'object', 'ARRAY', 'array', 'VOID', 'null')"
+)
+
+
+def _classify(v: str) -> str:
+    """JSON type class of a VARIANT column: null/string/number/bool/object/array/other.
+
+    `v` must be a column reference: it appears twice, schema_of_variant once.
+    """
+    head = f"substring_index(substring_index(schema_of_variant({v}), '<', 1), '(', 1)"
+    return f"CASE WHEN {v} IS NULL THEN 'null' ELSE coalesce({_TYPE_CLASS}[{head}], 'other') END"
+
+
+def _python_type_name(v: str) -> str:
+    """What Python's `type(json.loads(..)).__name__` says for a top-level VARIANT."""
+    head = f"substring_index(substring_index(schema_of_variant({v}), '<', 1), '(', 1)"
+    names = "map('VOID', 'NoneType', 'STRING', 'str', 'BOOLEAN', 'bool', 'BIGINT', 'int', 'ARRAY', 'list')"
+    return f"coalesce({names}[{head}], 'float')"
+
+
+def _finite(d: str) -> str:
+    return f"(NOT isnan({d}) AND abs({d}) != double('inf'))"
+
+
+def _fmt_float(d: str) -> str:
+    """Python's repr of a float for the usual magnitudes (`350.0`, `12.5`)."""
+    return (
+        f"CASE WHEN abs({d}) < 1e15 AND ({d} % 1) = 0 "
+        f"THEN concat(cast(cast({d} AS bigint) AS string), '.0') ELSE cast({d} AS string) END"
+    )
+
+
+def _fmt_int(d: str) -> str:
+    return f"CASE WHEN abs({d}) < 9e18 THEN cast(cast({d} AS bigint) AS string) ELSE cast({d} AS string) END"
+
+
+def _range(f: Field | tuple[float | None, float | None], d: str) -> str | None:
+    lo, hi = (f.minimum, f.maximum) if isinstance(f, Field) else f
+    conds = []
+    if lo is not None:
+        conds.append(f"{d} < {lo!r}")
+    if hi is not None:
+        conds.append(f"{d} > {hi!r}")
+    return " OR ".join(conds) if conds else None
+
+
+def _int_or(e: str, default: int | None = 0) -> str:
+    as_int = f"try_cast(nullif({e}, '') AS int)"
+    return as_int if default is None else f"coalesce({as_int}, {default})"
+
+
+class RecordRules:
+    """SQL for one record type, as a list of projection stages.
+
+    Columns carry a prefix (`vehicle__` ...), so the five record types are routed side by
+    side in the same projections. Inputs: `s` (message text) and `topic`. Every stage
+    reads only columns of earlier stages, so each parse and each regex runs once per row
+    and the expression trees stay small (Spark plans and compiles them every batch).
+    """
+
+    def __init__(self, record: RecordSchema, prefix: str | None = None) -> None:
+        self.record = record
+        self.p = prefix if prefix is not None else f"{record.name}__"
+        self.topic = _lit(record.topic)
+
+    def c(self, name: str) -> str:
+        """The prefixed column name, quoted."""
+        return f"`{self.p}{name}`"
+
+    def _fields(self, *types: FieldType) -> list[Field]:
+        return [f for f in self.record.fields if f.type in types]
+
+    # --- stages --------------------------------------------------------------------------
+    def stages(self) -> list[dict[str, str]]:
+        """[{unprefixed column: SQL}] in evaluation order."""
+        c = self.c
+        n, x, exact = c("n"), c("x"), c("exact")
+        st: list[dict[str, str]] = []
+        # 1. the typed parse (fast path) of this topic's rows
+        st.append(
+            {
+                "n": f"CASE WHEN s IS NOT NULL THEN from_json(s, {_lit(native_schema(self.record))}, {_opts()}) END"
+            }
+        )
+        # 2. can the typed parse decide? (not corrupt, nothing ambiguous, nothing after the object)
+        amb = [
+            f"{n}.{_q(f.name)} RLIKE {_lit(_AMBIGUOUS)}"
+            for f in self._fields(FieldType.STRING, FieldType.TIMESTAMP)
+        ]
+        st.append(
+            {
+                "exact": f"(s IS NOT NULL AND ({n} IS NULL OR {n}.{CORRUPT} IS NOT NULL "
+                f"OR NOT endswith(trim(TRAILING ' \\t\\n\\r' FROM s), '}}') OR {' OR '.join(amb)}))"
+            }
+        )
+        # 3. the variant parse, only for rows that need it
+        st.append(
+            {"x": f"CASE WHEN {exact} THEN from_json(s, {_lit(variant_schema(self.record))}, {_opts()}) END"}
+        )
+        # 4. per field: the raw variant (exact rows) or the typed value
+        s4: dict[str, str] = {}
+        for f in self.record.fields:
+            s4[f"v__{f.name}"] = f"CASE WHEN {exact} THEN {x}.{_q(f.name)} END"
+        st.append(s4)
+        # 5. type class and plain values
+        s5: dict[str, str] = {}
+        fast_class = {
+            FieldType.STRING: "string",
+            FieldType.TIMESTAMP: "string",
+            FieldType.DOUBLE: "number",
+            FieldType.INT: "number",
+            FieldType.LOCATION: "object",
+        }
+        for f in self.record.fields:
+            v, nv = c(f"v__{f.name}"), f"{n}.{_q(f.name)}"
+            s5[f"t__{f.name}"] = (
+                f"CASE WHEN {exact} THEN {_classify(v)} WHEN {nv} IS NULL THEN 'null' ELSE '{fast_class[f.type]}' END"
+            )
+            if f.type in (FieldType.STRING, FieldType.TIMESTAMP):
+                s5[f"s__{f.name}"] = (
+                    f"CASE WHEN {exact} THEN try_variant_get({v}, '$', 'string') ELSE {nv} END"
+                )
+            elif f.type in (FieldType.DOUBLE, FieldType.INT):
+                s5[f"d__{f.name}"] = (
+                    f"CASE WHEN {exact} THEN try_variant_get({v}, '$', 'double') ELSE cast({nv} AS double) END"
+                )
+        st.append(s5)
+        # 6. location parts (object members or array items); timestamp shapes
+        s6: dict[str, str] = {}
+        for f in self._fields(FieldType.LOCATION):
+            v, t = c(f"v__{f.name}"), c(f"t__{f.name}")
+            for i, part in enumerate(("latitude", "longitude")):
+                s6[f"lv__{f.name}__{part}"] = (
+                    f"CASE WHEN {t} = 'array' THEN variant_get({v}, '$[{i}]') "
+                    f"WHEN {exact} AND {t} = 'object' THEN variant_get({v}, '$.{part}') END"
+                )
+            s6[f"ln__{f.name}"] = (
+                f"CASE WHEN {t} = 'array' THEN size(try_variant_get({v}, '$', 'array<variant>')) END"
+            )
+        for f in self._fields(FieldType.TIMESTAMP):
+            sv = c(f"s__{f.name}")
+            s6[f"tsf__{f.name}"] = f"({sv} RLIKE {_lit(_TS_FAST)} AND substr({sv}, 1, 4) != '0000')"
+            groups = ", ".join(f"regexp_extract({sv}, {_lit(_TS_GENERAL)}, {i})" for i in range(1, 14))
+            s6[f"tsg__{f.name}"] = (
+                f"CASE WHEN NOT ({sv} RLIKE {_lit(_TS_FAST)}) AND {sv} RLIKE {_lit(_TS_GENERAL)} THEN array({groups}) END"
+            )
+        st.append(s6)
+        # 7. location part classes and numbers; timestamp pieces
+        s7: dict[str, str] = {}
+        for f in self._fields(FieldType.LOCATION):
+            nv = f"{n}.{_q(f.name)}"
+            for part in ("latitude", "longitude"):
+                lv = c(f"lv__{f.name}__{part}")
+                s7[f"lt__{f.name}__{part}"] = (
+                    f"CASE WHEN {exact} THEN {_classify(lv)} WHEN {nv}.{part} IS NULL THEN 'null' ELSE 'number' END"
+                )
+                s7[f"ld__{f.name}__{part}"] = (
+                    f"CASE WHEN {exact} THEN try_variant_get({lv}, '$', 'double') ELSE {nv}.{part} END"
+                )
+        for f in self._fields(FieldType.TIMESTAMP):
+            sv, g = c(f"s__{f.name}"), c(f"tsg__{f.name}")
+            gi = [f"{g}[{i}]" for i in range(13)]  # groups 1..13 at 0..12
+            sec = f"try_cast(concat({_int_or(gi[5])}, '.', rpad(substr({gi[6]}, 1, 6), 6, '0')) AS decimal(8,6))"
+            s7[f"tsl__{f.name}"] = (
+                f"CASE WHEN {g} IS NOT NULL AND {_int_or(gi[0])} >= 1 AND {_int_or(gi[3])} < 24 "
+                f"AND {_int_or(gi[4])} < 60 AND {_int_or(gi[5])} < 60 THEN try_make_timestamp("
+                f"{_int_or(gi[0], None)}, {_int_or(gi[1], None)}, {_int_or(gi[2], None)}, "
+                f"{_int_or(gi[3])}, {_int_or(gi[4])}, {sec}, 'UTC') END"
+            )
+            s7[f"tso__{f.name}"] = (
+                f"CASE WHEN {g} IS NOT NULL THEN (CASE WHEN {gi[8]} = '-' THEN -1 ELSE 1 END) * "
+                f"(cast({_int_or(gi[9])} AS bigint) * 3600000000 + cast({_int_or(gi[10])} AS bigint) * 60000000 "
+                f"+ cast({_int_or(gi[11])} AS bigint) * 1000000 "
+                f"+ cast(coalesce(try_cast(rpad({gi[12]}, 6, '0') AS int), 0) AS bigint)) END"
+            )
+            s7[f"tsc__{f.name}"] = f"CASE WHEN {c('tsf__' + f.name)} THEN try_cast({sv} AS timestamp) END"
+        st.append(s7)
+        # 8. final timestamps
+        s8: dict[str, str] = {}
+        for f in self._fields(FieldType.TIMESTAMP):
+            local, off = c(f"tsl__{f.name}"), c(f"tso__{f.name}")
+            s8[f"ts__{f.name}"] = (
+                f"coalesce({c('tsc__' + f.name)}, CASE WHEN {local} IS NOT NULL AND abs({off}) < 86400000000 "
+                f"THEN timestamp_micros(unix_micros({local}) - {off}) END)"
+            )
+        st.append(s8)
+        # 9. the verdict
+        st.append({"reason": self.reason()})
+        return st
+
+    # --- rules ---------------------------------------------------------------------------
+    def field_reason(self, f: Field) -> str:
+        """NULL when the field is fine, else `code: detail` (the reference's wording)."""
+        name, c = f.name, self.c
+        t = c(f"t__{name}")
+        missing = f"'missing_required: {name}'" if f.required else "NULL"
+        match f.type:
+            case FieldType.STRING:
+                return f"CASE WHEN {t} = 'null' THEN {missing} WHEN {t} != 'string' THEN 'wrong_type: {name} must be a string' END"
+            case FieldType.TIMESTAMP:
+                return (
+                    f"CASE WHEN {t} = 'null' THEN {missing} "
+                    f"WHEN {t} != 'string' THEN 'wrong_type: {name} must be an ISO-8601 string' "
+                    f"WHEN {c('ts__' + name)} IS NULL THEN concat('bad_timestamp: {name}=\\'', "
+                    f"substr({c('s__' + name)}, 1, 40), '\\' is not ISO-8601') END"
+                )
+            case FieldType.DOUBLE | FieldType.INT:
+                d = c(f"d__{name}")
+                is_int = f.type is FieldType.INT
+                bad_type = f"{t} != 'number' OR NOT {_finite(d)}" + (f" OR ({d} % 1) != 0" if is_int else "")
+                kind = "an integer" if is_int else "a number"
+                rng = _range(f, d)
+                out = f"CASE WHEN {t} = 'null' THEN {missing} WHEN {bad_type} THEN 'wrong_type: {name} must be {kind}' "
+                if rng:
+                    shown = _fmt_int(d) if is_int else _fmt_float(d)
+                    out += f"WHEN {rng} THEN concat('out_of_range: {name}=', {shown}, ' not in [{f.minimum}, {f.maximum}]') "
+                return out + "END"
+            case FieldType.LOCATION:
+                lat_t, lon_t = c(f"lt__{name}__latitude"), c(f"lt__{name}__longitude")
+                lat, lon = c(f"ld__{name}__latitude"), c(f"ld__{name}__longitude")
+                nums = f"({lat_t} = 'number' AND {lon_t} = 'number' AND {_finite(lat)} AND {_finite(lon)})"
+                out = (
+                    f"CASE WHEN {t} = 'null' THEN {missing} "
+                    f"WHEN {t} = 'array' AND ({c('ln__' + name)} != 2 OR NOT {nums}) "
+                    "THEN 'wrong_type: location must be [latitude, longitude] numbers' "
+                    f"WHEN {t} = 'object' AND NOT {nums} THEN 'wrong_type: location.latitude/longitude must be numbers' "
+                    f"WHEN {t} NOT IN ('array', 'object') THEN 'wrong_type: location must be an object or [lat, lon] array' "
+                )
+                for lf, d in zip(LOCATION_FIELDS, (lat, lon), strict=True):
+                    out += (
+                        f"WHEN {_range(lf, d)} THEN concat('out_of_range: location.{lf.name}=', {_fmt_float(d)}, "
+                        f"' not in [{lf.minimum}, {lf.maximum}]') "
+                    )
+                return out + "END"
+        raise ValueError(f.type)
+
+    def document_reason(self) -> str:
+        """Reasons about the message as a whole (JSON, object), before any field."""
+        n, x, exact = self.c("n"), self.c("x"), self.c("exact")
+        not_json = "'not_json: value is not UTF-8 JSON'"
+        return (
+            f"CASE WHEN {n} IS NULL OR ({exact} AND {x} IS NULL) THEN {not_json} "
+            f"WHEN {exact} AND {x}.{CORRUPT} IS NOT NULL THEN "
+            "(CASE WHEN try_parse_json(s) IS NOT NULL AND NOT startswith(trim(LEADING ' \\t\\n\\r' FROM s), '{') "
+            f"THEN concat('not_object: JSON ', {_python_type_name('try_parse_json(s)')}, ' instead of an object') "
+            f"ELSE {not_json} END) "
+            f"WHEN NOT endswith(trim(TRAILING ' \\t\\n\\r' FROM s), '}}') THEN {not_json} END"
+        )
+
+    def reason(self) -> str:
+        """The first failing rule for a row of this record's topic (NULL when valid)."""
+        parts = [self.document_reason(), *(self.field_reason(f) for f in self.record.fields)]
+        return f"CASE WHEN s IS NOT NULL THEN coalesce({', '.join(parts)}) END"
+
+    def value_columns(self) -> list[tuple[str, str]]:
+        """(field, SQL) of the record's typed output columns, in schema order."""
+        c = self.c
+        cols = []
+        for f in self.record.fields:
+            match f.type:
+                case FieldType.STRING:
+                    expr = c(f"s__{f.name}")
+                case FieldType.TIMESTAMP:
+                    expr = c(f"ts__{f.name}")
+                case FieldType.DOUBLE:
+                    expr = c(f"d__{f.name}")
+                case FieldType.INT:
+                    expr = f"cast({c('d__' + f.name)} AS int)"
+                case FieldType.LOCATION:
+                    expr = (
+                        f"CASE WHEN {c('t__' + f.name)} = 'null' THEN NULL ELSE named_struct("
+                        f"'latitude', {c(f'ld__{f.name}__latitude')}, 'longitude', {c(f'ld__{f.name}__longitude')}) END"
+                    )
+            cols.append((f.name, expr))
+        return cols
+
+    def event_time_column(self) -> str:
+        return self.c("ts__" + next(f.name for f in self.record.fields if f.type is FieldType.TIMESTAMP))
+
+
+def _opts() -> str:
+    return "map(" + ", ".join(f"{_lit(k)}, {_lit(v)}" for k, v in _JSON_OPTS.items()) + ")"
+
+
+# --- whole frames ------------------------------------------------------------------------
+RULES: dict[str, RecordRules] = {r.topic: RecordRules(r, prefix="") for r in RECORDS}
+
+
+def route_topic(df: DataFrame, topic: str, max_message_bytes: int) -> DataFrame:
+    """One topic's Kafka rows (topic, partition, offset, timestamp, value) -> one routed row each.
+
+    Output: `_dest` (the table, or `quarantine`), `reason`, the lineage columns,
+    `raw_value` (quarantined rows only), `event_ts`, `event_date` and `<table>__<field>`
+    for this topic's table. Each stage is its own projection so the parses run once per
+    row (Spark does not inline a non-trivial expression referenced more than once); one
+    topic per frame keeps the projection narrow enough for whole-stage code generation.
+    """
+    from pyspark.sql import functions as F
+
+    rules = RULES[topic]
+    cap = int(max_message_bytes)
+    frame = df.select(
+        F.col("partition").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        F.col("value"),
+    ).selectExpr(
+        "*",
+        "CASE WHEN value IS NULL THEN 'not_json: value is null (tombstone)' "
+        f"WHEN octet_length(value) > {cap} THEN concat('oversized: ', octet_length(value), ' bytes > cap {cap}') "
+        "WHEN NOT is_valid_utf8(value) THEN 'not_json: value is not UTF-8 JSON' END AS pre_reason",
+    )
+    frame = frame.selectExpr("*", "CASE WHEN pre_reason IS NULL THEN cast(value AS string) END AS s")
+    for stage in rules.stages():
+        frame = frame.selectExpr("*", *(f"{sql} AS {rules.c(name)}" for name, sql in stage.items()))
+    frame = frame.selectExpr("*", f"coalesce(pre_reason, {rules.c('reason')}) AS _reason")
+    table = rules.record.table
+    values = [
+        f"CASE WHEN _reason IS NULL THEN {sql} END AS `{table}__{name}`"
+        for name, sql in rules.value_columns()
+    ]
+    event_ts = rules.event_time_column()
+    return frame.selectExpr(
+        f"CASE WHEN _reason IS NULL THEN {_lit(table)} ELSE {_lit(QUARANTINE_TABLE)} END AS _dest",
+        "_reason AS reason",
+        f"{_lit(topic)} AS kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "CASE WHEN _reason IS NOT NULL THEN value END AS raw_value",
+        f"CASE WHEN _reason IS NULL THEN {event_ts} END AS event_ts",
+        # valid rows: the day of the event; quarantined rows: the day Kafka stamped them
+        f"CASE WHEN _reason IS NULL THEN to_date({event_ts}) ELSE to_date(kafka_timestamp) END AS {PARTITION_COLUMN}",
+        *values,
+    )
+
+
+def union_routed(frames: list[DataFrame]) -> DataFrame:
+    """The routed frames of several topics as one frame (other tables' columns NULL)."""
+    out = frames[0]
+    for f in frames[1:]:
+        out = out.unionByName(f, allowMissingColumns=True)
+    return out
+
+
+def route(df: DataFrame, max_message_bytes: int) -> DataFrame:
+    """A batch of mixed topics (tests, tools): each topic's rows routed by its own rules."""
+    return union_routed([route_topic(df.where(df.topic == t), t, max_message_bytes) for t in RULES])
+
+
+def table_projection(table: str, ingested_at: datetime) -> list[str]:
+    """SQL selecting one table's stored columns (and the partition column) from routed rows."""
+    ingested = f"timestamp_micros({int(ingested_at.timestamp() * 1_000_000)}) AS ingested_at"
+    if table == QUARANTINE_TABLE:
+        cols = [ingested if n == "ingested_at" else n for n, _ in QUARANTINE_COLUMNS]
+        return [*cols, PARTITION_COLUMN]
+    record = RECORDS_BY_NAME[table.removesuffix("_data")]
+    own = [f"`{table}__{f.name}` AS `{f.name}`" for f in record.fields]
+    lineage = [ingested if n == "ingested_at" else n for n, _ in LINEAGE_COLUMNS]
+    return [*own, *lineage, PARTITION_COLUMN]
