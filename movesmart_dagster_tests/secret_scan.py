@@ -47,6 +47,7 @@ CONFIG_SUFFIXES = {
     ".md",
 }
 LOG_NAME = re.compile(r"\.(log|out|err|jsonl|txt)(\.\d+)?$|\.log\.")
+KAFKA_SEGMENT = re.compile(r"^\d{20}\.log$")  # broker data (records), not a log of messages
 
 _CANARIES: set[str] = set()
 
@@ -82,7 +83,9 @@ def scan_logs(roots: Iterable[Path], max_bytes: int = 20_000_000) -> list[str]:
         if not root.is_dir():
             continue
         for path in root.rglob("*"):
-            if path in seen or not path.is_file() or not LOG_NAME.search(path.name):
+            if path in seen or not LOG_NAME.search(path.name) or KAFKA_SEGMENT.match(path.name):
+                continue
+            if not path.is_file():
                 continue
             seen.add(path)
             with path.open("rb") as fh:

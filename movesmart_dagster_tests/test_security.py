@@ -260,8 +260,21 @@ def _pem_files(folder: Path) -> dict[str, Path]:
     ca_cert = cert("movesmart-test-ca", ca_key, "movesmart-test-ca", ca_key, ca=True)
     client_key = ec.generate_private_key(ec.SECP256R1())
     client_cert = cert("movesmart-client", client_key, "movesmart-test-ca", ca_key, ca=False)
-    files = {"ca": folder / "ca.pem", "cert": folder / "client.pem", "key": folder / "client.key"}
+    files = {
+        "ca": folder / "ca.pem",
+        "ca_key": folder / "ca.key",
+        "cert": folder / "client.pem",
+        "key": folder / "client.key",
+    }
     files["ca"].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files["ca_key"].write_bytes(
+        ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    files["ca_key"].chmod(0o600)
     files["cert"].write_bytes(client_cert.public_bytes(serialization.Encoding.PEM))
     files["key"].write_bytes(
         client_key.private_bytes(
@@ -377,3 +390,197 @@ def test_sasl_password_is_never_printed(secure_env: dict[str, str], monkeypatch:
         load_settings({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_PASSWORD": password})
     assert password not in str(err.value)
     assert json.loads(settings.model_dump_json())["kafka_sasl_password"] == "**********"
+
+
+# --- end to end: a real broker with a SASL_SSL (SCRAM-SHA-512, mutual TLS) listener --------
+
+
+def _server_pem(folder: Path, ca: dict[str, Path]) -> Path:
+    """A broker key pair signed by the test CA, as the PEM keystore Kafka reads."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_cert = x509.load_pem_x509_certificate(ca["ca"].read_bytes())
+    ca_key = serialization.load_pem_private_key(ca["ca_key"].read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+    keystore = folder / "broker-keystore.pem"
+    keystore.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        + cert.public_bytes(serialization.Encoding.PEM)
+    )
+    keystore.chmod(0o600)
+    return keystore
+
+
+class _SecureBroker:
+    """The project's KafkaBroker with a SASL_SSL listener added (PLAINTEXT stays for readiness)."""
+
+    def __init__(self, settings: Settings, sasl_port: int, keystore: Path, ca: Path, user: str, pw: str):
+        from movesmart_dagster.stack.kafka_broker import KafkaBroker
+
+        outer = self
+
+        class Broker(KafkaBroker):
+            def _server_properties(self) -> str:
+                lines = super()._server_properties().splitlines()
+                out = []
+                for line in lines:
+                    key = line.split("=", 1)[0]
+                    if key == "listeners":
+                        line += f",SASL_SSL://127.0.0.1:{sasl_port}"
+                    elif key == "advertised.listeners":
+                        line += f",SASL_SSL://localhost:{sasl_port}"
+                    elif key == "listener.security.protocol.map":
+                        line += ",SASL_SSL:SASL_SSL"
+                    out.append(line)
+                out += [
+                    "sasl.enabled.mechanisms=SCRAM-SHA-512",
+                    "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+                    "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+                    "ssl.keystore.type=PEM",
+                    f"ssl.keystore.location={keystore}",
+                    "ssl.truststore.type=PEM",
+                    f"ssl.truststore.location={ca}",
+                    "ssl.client.auth=required",
+                    "",
+                ]
+                return "\n".join(out)
+
+            def _format_storage(self) -> None:
+                if (self.data_dir / "meta.properties").exists():
+                    return
+                cluster_id = "bW92ZXNtYXJ0LXNlY3VyZQ"
+                cmd = self._java_cmd(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.config_file),
+                    "--add-scram",
+                    f"SCRAM-SHA-512=[name={outer.user},password={outer.pw}]",
+                )
+                subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+        self.user, self.pw = user, pw
+        self.broker = Broker(settings, heap="384m")
+
+
+_SPARK_READ = textwrap.dedent(
+    """
+    import json, sys
+    from movesmart_dagster.settings import load_settings
+    from movesmart_dagster.spark_session import build_spark
+    settings = load_settings()
+    spark = build_spark(settings, "sasl-ssl-probe")
+    df = (spark.read.format("kafka").options(**settings.spark_kafka_options())
+          .option("subscribe", sys.argv[1]).option("startingOffsets", "earliest").load())
+    values = sorted(r.value.decode() for r in df.select("value").collect())
+    print("VALUES=" + json.dumps(values))
+    spark.stop()
+    """
+)
+
+
+def test_every_client_talks_sasl_ssl_to_a_real_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Producer, Dagster resource and Spark reach a SCRAM-SHA-512 + mutual-TLS listener
+    using nothing but the settings; a wrong password is refused."""
+    import dagster as dg
+    from confluent_kafka import Producer
+
+    from movesmart_dagster.defs.resources import KafkaResource
+    from movesmart_dagster.simulator.producer import producer_config
+    from movesmart_dagster.stack.processes import free_port
+    from movesmart_dagster_tests.conftest import stack_env
+
+    pem = _pem_files(tmp_path)
+    keystore = _server_pem(tmp_path, pem)
+    password = add_canary("canary-" + uuid.uuid4().hex)
+    sasl_port = free_port()
+    base_env = stack_env(tmp_path / "home")
+    broker = _SecureBroker(load_settings(base_env), sasl_port, keystore, pem["ca"], "movesmart", password)
+    secure = {
+        "KAFKA_BOOTSTRAP_SERVERS": f"localhost:{sasl_port}",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "KAFKA_SASL_USERNAME": "movesmart",
+        "KAFKA_SASL_PASSWORD": password,
+        "KAFKA_SSL_CA_LOCATION": str(pem["ca"]),
+        "KAFKA_SSL_CERTIFICATE_LOCATION": str(pem["cert"]),
+        "KAFKA_SSL_KEY_LOCATION": str(pem["key"]),
+        "MOVESMART_HOME": str(tmp_path / "client-home"),
+    }
+    topic = f"secure_probe_{uuid.uuid4().hex[:8]}"
+    broker.broker.up()
+    try:
+        for k, v in secure.items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.chdir(tmp_path)
+        settings = load_settings()
+
+        # the Dagster resource creates the topic over SASL_SSL
+        with dg.build_resources({"kafka": KafkaResource.from_env()}) as resources:
+            assert resources.kafka.ensure_topics([topic]) == [topic]
+            assert topic in resources.kafka.admin().list_topics(timeout=20).topics
+
+        # the simulator's producer configuration delivers over SASL_SSL
+        producer = Producer(producer_config(settings))
+        delivered: list[str] = []
+        for i in range(5):
+            producer.produce(topic, f"m{i}".encode(), on_delivery=lambda e, m: delivered.append(str(e)))
+        assert producer.flush(30) == 0
+        assert delivered == ["None"] * 5
+
+        # Spark's Kafka source reads them back with spark_kafka_options (JAAS + PEM stores)
+        spark_log = tmp_path / "spark-driver.log"  # scanned for the password at session end
+        out = subprocess.run(
+            [sys.executable, "-c", _SPARK_READ, topic],
+            env={**os.environ, "MOVESMART_SPARK_MASTER": "local[1]", "MOVESMART_SPARK_DRIVER_MEMORY": "512m"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        spark_log.write_text(out.stdout + out.stderr)
+        assert out.returncode == 0, out.stderr[-3000:]
+        line = next(s for s in out.stdout.splitlines() if s.startswith("VALUES="))
+        assert json.loads(line.removeprefix("VALUES=")) == [f"m{i}" for i in range(5)]
+
+        # and a wrong password is refused by the broker
+        wrong = load_settings({**secure, "KAFKA_SASL_PASSWORD": "not-" + password[:6]})
+        errors: list[str] = []
+        bad = Producer(
+            {
+                **producer_config(wrong),
+                "message.timeout.ms": 5000,
+                "error_cb": lambda e: errors.append(e.str()),
+            }
+        )
+        bad.produce(topic, b"x", on_delivery=lambda e, m: errors.append(str(e)))
+        bad.flush(15)
+        assert any("auth" in e.lower() for e in errors), errors
+    finally:
+        broker.broker.down()
