@@ -297,9 +297,17 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         # explicit env: ignore the process environment and .env so tests are hermetic
         fields = {f.alias: f for f in Settings.model_fields.values() if f.alias}
         given = {k: v for k, v in env.items() if k in fields}
-        return Settings(_env_file=None, **given)  # type: ignore[call-arg]
+        return _ExplicitSettings(**given)
     except ValidationError as err:
         raise SettingsError(_describe(err, env if env is not None else os.environ)) from None
+
+
+class _ExplicitSettings(Settings):
+    """Settings read only from the values passed in (no environment, no .env)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **_other_sources):  # type: ignore[override]
+        return (init_settings,)
 
 
 def _describe(err: ValidationError, env: dict[str, str] | os._Environ[str]) -> str:

@@ -163,3 +163,9 @@ def test_broker_from_python_api_reports_status(kafka_stack):
         timeout=10
     )
     assert len(md.brokers) == 1
+
+
+def test_explicit_settings_ignore_the_process_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "elsewhere:1234")
+    assert load_settings({"MOVESMART_HOME": str(tmp_path)}).kafka_bootstrap_servers == "localhost:9092"
+    assert load_settings().kafka_bootstrap_servers == "elsewhere:1234"
