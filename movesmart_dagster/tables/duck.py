@@ -41,7 +41,7 @@ def _column_list(table: str) -> str:
 def _local_select(settings: Settings, table: str) -> str:
     if not list_files(settings, table):
         return _empty_select(table)
-    glob = f"{local_root(settings)}/{table}/{PARTITION_COLUMN}=*/*.parquet".replace("'", "''")
+    glob = f"{local_root(settings)}/{table}/{PARTITION_COLUMN}=*/[!._]*.parquet".replace("'", "''")
     return (
         f"SELECT {_column_list(table)} FROM read_parquet('{glob}', hive_partitioning = true, "
         f"hive_types = {{'{PARTITION_COLUMN}': DATE}}, union_by_name = true)"
