@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
+    # a shell starting us in the background ignores SIGINT; Ctrl-C/SIGINT must still stop us
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         while True:
