@@ -10,6 +10,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +58,24 @@ def test_local_mode_creates_dev_smartcity_in_duckdb(tmp_path, monkeypatch):
         assert row is not None
     finally:
         con.close()
+    # the seed's query, unchanged, through `movesmart query`
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "movesmart_dagster.cli",
+            "query",
+            "select count(*) as n from dev_smartcity.gps_data",
+            "--format",
+            "json",
+        ],
+        env={**os.environ, "MOVESMART_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [{"n": n}]
 
 
 @pytest.fixture

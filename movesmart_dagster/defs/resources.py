@@ -390,40 +390,16 @@ class DuckDBResource(_SettingsResource):
         return self.settings().home_dir / "movesmart.duckdb"
 
     def connect(self, persistent: bool = False) -> Any:
-        """A connection with one view per table (and `dev_smartcity`), from `movesmart_dagster.tables`.
+        """A connection with one view per table in `main` and `dev_smartcity` (`movesmart_dagster.tables`).
 
-        In-memory by default, so checks never hold the lock of the persistent file that
-        `movesmart query` opens.
+        In-memory by default, so checks never hold the lock of the persistent file.
         """
-        try:
-            from movesmart_dagster import tables
-        except ImportError:  # the tables package is not there yet: plain views on local files
-            return local_views(self.settings())
-        return tables.connect(
-            self.settings(), **({"database": str(self.database_path)} if persistent else {})
-        )
+        from movesmart_dagster import tables
 
-
-def local_views(settings: Settings, con: Any = None, schema: str = "main") -> Any:
-    """Views named like the tables over a local warehouse's Parquet files (hive partitions).
-
-    Tables without files get no view (a view over an empty glob cannot be bound).
-    """
-    import duckdb
-
-    from movesmart_dagster.schemas import ALL_TABLES
-
-    con = con or duckdb.connect()
-    if schema != "main":
-        con.execute(f'create schema if not exists "{schema}"')
-    root = settings.warehouse.removeprefix("file://")
-    for table in ALL_TABLES:
-        if any(Path(root, table).glob("event_date=*/*.parquet")):
-            con.execute(
-                f'create or replace view "{schema}"."{table}" as select * from read_parquet('
-                f"'{root}/{table}/event_date=*/*.parquet', hive_partitioning=true, union_by_name=true)"
-            )
-    return con
+        database = str(self.database_path) if persistent else ":memory:"
+        if persistent:
+            self.database_path.parent.mkdir(parents=True, exist_ok=True)
+        return tables.connect(self.settings(), database=database)
 
 
 # --- alerts -----------------------------------------------------------------------------------

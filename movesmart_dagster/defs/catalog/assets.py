@@ -81,26 +81,17 @@ def glue_tables(
 
 
 def create_local_schema(duckdb: DuckDBResource, settings: Settings) -> dict[str, int]:
-    """`dev_smartcity` in the persistent DuckDB file; returns row counts per table it can see."""
-    import duckdb as duckdb_lib
-
-    from movesmart_dagster.defs.resources import local_views
-
+    """`dev_smartcity` (and `main`) views in the persistent DuckDB file, through `tables.connect`;
+    returns the row count of each table as `dev_smartcity.<table>` answers it (the verification)."""
     schema = settings.redshift_schema
-    duckdb.database_path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb_lib.connect(str(duckdb.database_path))
+    con = duckdb.connect(persistent=True)
     try:
-        local_views(settings, con, schema)
-        existing = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = ?", [schema]
-            ).fetchall()
-        }
+        if schema != "dev_smartcity":  # tables.connect names the schema dev_smartcity; mirror it
+            from movesmart_dagster.tables import register_views
+
+            register_views(con, settings, ("main", schema))
         return {
-            t: int(con.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0])
-            for t in ALL_TABLES
-            if t in existing
+            t: int(con.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0]) for t in ALL_TABLES
         }
     finally:
         con.close()
