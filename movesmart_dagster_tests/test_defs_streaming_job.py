@@ -85,3 +85,19 @@ def test_streaming_job_reports_every_batch(platform_stack, tmp_path, monkeypatch
         t: {p: e for p, e in parts.items() if e} for t, parts in ends.items()
     }
     assert set(state.totals) <= set(ALL_TABLES)
+
+
+def test_a_second_streaming_run_refuses_to_start(platform_stack, tmp_path, monkeypatch):
+    from dagster._core.test_utils import create_run_for_test
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    kafka = KafkaResource(kafka_bootstrap_servers=platform_stack.env["KAFKA_BOOTSTRAP_SERVERS"])
+    with dg.instance_for_test() as instance:
+        first = create_run_for_test(instance, job_name="streaming_job", status=dg.DagsterRunStatus.STARTED)
+        result = streaming_job.execute_in_process(
+            instance=instance, resources={"kafka": kafka, "spark": SparkResource()}, raise_on_error=False
+        )
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.error
+        assert f"another streaming run is active ({first.run_id[:8]})" in failure.message
+    assert not (tmp_path / "home" / "streaming" / "logs").exists()  # no child was started

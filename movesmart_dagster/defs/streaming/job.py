@@ -15,6 +15,7 @@ from typing import Any
 
 import dagster as dg
 from dagster._core.errors import DagsterExecutionInterruptedError
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from movesmart_dagster.defs.keys import STREAMING_JOB_NAME, TABLE_KEYS
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
@@ -72,6 +73,18 @@ def run_streaming_job(
     context: dg.OpExecutionContext, config: StreamingConfig, kafka: KafkaResource, spark: SparkResource
 ) -> None:
     settings = spark.settings()
+    # one streaming job per checkpoint: a second one (a manual launch beside the supervisor's) would race it
+    others = [
+        r.run_id[:8]
+        for r in context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=STREAMING_JOB_NAME, statuses=list(IN_PROGRESS_RUN_STATUSES))
+        )
+        if r.run_id != context.run_id
+    ]
+    if others:
+        raise dg.Failure(
+            description=f"another streaming run is active ({', '.join(others)}); not starting a second"
+        )
     created = kafka.ensure_topics(TOPICS)
     if created:
         context.log.info(f"created topics {created}")
