@@ -284,5 +284,8 @@ def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev):
         "the run to be CANCELED",
     )
     _wait(lambda: not _jvms_of(dagster_dev.home), 60, "the Spark JVM to exit")
+    # a clean stop: the job got SIGTERM from the op and ended after its current batch
+    (child_log,) = (dagster_dev.home / "streaming" / "logs").glob(f"*-{run['runId'][:8]}.log")
+    assert "[movesmart stream] stopped after" in child_log.read_text()
     time.sleep(12)  # two supervisor intervals: stopped, it launches nothing
     assert not [r for r in dagster_dev.runs() if r["status"] in ("QUEUED", "STARTING", "STARTED")]
