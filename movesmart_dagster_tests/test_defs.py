@@ -113,3 +113,36 @@ def test_dagster_definitions_validate(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def test_spark_resource_builds_the_launch_commands(monkeypatch, tmp_path):
+    from movesmart_dagster.defs.resources import SparkResource
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path))
+    spark = SparkResource(spark_master="local[2]", s3_endpoint="http://127.0.0.1:9999")
+    cmd = spark.streaming_command("5 seconds", max_offsets_per_trigger=1000)
+    assert cmd[1:] == ["-u", "-m", "movesmart_dagster.streaming.job", "--trigger-interval", "5 seconds"] + [
+        "--max-offsets-per-trigger",
+        "1000",
+    ]
+    assert "--available-now" in spark.streaming_command("5 seconds", available_now=True)
+    submit = spark.spark_submit_command("movesmart_dagster/streaming/job.py", ["--available-now"])
+    assert Path(submit[0]).name == "spark-submit" and Path(submit[0]).exists()
+    assert submit[submit.index("--master") + 1] == "local[2]"
+    assert all(j.endswith(".jar") for j in submit[submit.index("--jars") + 1].split(","))
+    assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9999" in submit
+    assert submit[-2:] == ["movesmart_dagster/streaming/job.py", "--available-now"]
+    assert spark.child_env()["MOVESMART_SPARK_MASTER"] == "local[2]"
+
+
+def test_resources_take_values_through_envvar(monkeypatch):
+    from movesmart_dagster.defs.resources import build_resources
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "broker-a:9092")
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", "not-in-code")
+    monkeypatch.delenv("MOVESMART_SPARK_MASTER", raising=False)
+    kafka = build_resources()["kafka"]
+    # the field holds the EnvVar, not the value: nothing secret is baked into the definitions
+    assert kafka.kafka_bootstrap_servers == dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS")
+    assert kafka.kafka_sasl_password == dg.EnvVar("KAFKA_SASL_PASSWORD")
+    assert build_resources()["spark"].spark_master is None  # unset: the settings default applies
