@@ -62,10 +62,16 @@ def land_simulated_days(
     return counts
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def spark():
+    """One session for the module (the assets reuse it in process), stopped at its end so that
+    later tests in this pytest process build theirs with their own settings."""
     session = build_spark(load_settings({}), "movesmart-test-analytics")
     yield session
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    (active or session).stop()
 
 
 def test_trip_summary_distance_and_duration(spark):
