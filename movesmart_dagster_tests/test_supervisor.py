@@ -205,3 +205,14 @@ def test_topics_are_observed_with_end_offsets(instance, env, produced):
     assert vehicle.metadata["streaming_lag"].value >= 20
     # unchanged offsets are not observed again within the minute
     assert not _tick(instance, env, data.cursor).asset_events
+
+
+def test_a_run_stuck_starting_is_cleared_then_relaunched(instance, env):
+    run = _run(instance, dg.DagsterRunStatus.STARTING)
+    time.sleep(1.5)  # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1 without a status change
+    data = _tick(instance, env)
+    assert data.skip_message.startswith("[clear]") and "stuck in STARTING" in data.skip_message
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+    data2 = _tick(instance, env, data.cursor)
+    assert len(data2.run_requests) == 1
+    assert SupervisorState.from_cursor(data2.cursor).failures == 1  # counted once, not twice

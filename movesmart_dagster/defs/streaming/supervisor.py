@@ -8,7 +8,9 @@ Each tick makes one decision and says why, in the tick's skip reason and log:
 - a run is active but stalled        -> no committed micro-batch for
   MOVESMART_SUPERVISOR_STALL_SECONDS while Kafka lag > 0: terminate it (the relaunch
   follows on a later tick, once it has stopped, through the backoff);
-- a run is active and healthy/idle   -> nothing to do.
+- a run is active and healthy/idle   -> nothing to do;
+- a run stuck in STARTING/CANCELING longer than the stall window (its worker is gone)
+                                     -> mark it cancelled, relaunch after the backoff.
 Lag is end offsets minus the offsets the job committed (from its progress log; Spark's
 Kafka source commits no consumer-group offsets). The cursor carries the folded progress
 log, the failure count and the backoff deadline. Turning the sensor off stops supervision.
@@ -51,7 +53,7 @@ class SupervisorState:
 
 @dataclass
 class Decision:
-    action: str  # launch | wait | terminate | backoff
+    action: str  # launch | wait | terminate | clear | backoff
     reason: str
     run_id: str | None = None
 
@@ -115,6 +117,17 @@ def decide(
             else ""
         )
         if run.status != dg.DagsterRunStatus.STARTED:
+            record = instance.get_run_record_by_id(run.run_id)
+            since = now - record.update_timestamp.timestamp() if record else 0.0
+            stuck = run.status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING)
+            if stuck and since > settings.supervisor_stall_seconds:
+                # no worker moved it on: it is dead (a killed run worker); clear it so a new one can start
+                return Decision(
+                    "clear",
+                    f"streaming run {run.run_id[:8]} stuck in {run.status.value} for {since:.0f}s; "
+                    f"marking it cancelled{extra}",
+                    run.run_id,
+                )
             return Decision(
                 "wait", f"streaming run {run.run_id[:8]} is {run.status.value}{extra}", run.run_id
             )
@@ -217,8 +230,13 @@ def build_supervisor_sensor(settings: Settings) -> dg.SensorDefinition:
         state = SupervisorState.from_cursor(context.cursor)
         decision = decide(context.instance, run_settings, kafka, state)
         context.log.info(f"[{decision.action}] {decision.reason}")
-        if decision.action == "terminate" and decision.run_id:
-            terminate_run(context.instance, decision.run_id, context.log)
+        if decision.action in ("terminate", "clear") and decision.run_id:
+            if decision.action == "terminate":
+                terminate_run(context.instance, decision.run_id, context.log)
+            else:
+                run = context.instance.get_run_by_id(decision.run_id)
+                if run is not None and not run.is_finished:
+                    context.instance.report_run_canceled(run, message=f"supervisor: {decision.reason}")
             state.failures += 1
             state.seen_runs = [*state.seen_runs, decision.run_id][-50:]
             state.next_launch_at = time.time() + backoff_seconds(
