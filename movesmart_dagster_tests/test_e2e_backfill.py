@@ -24,6 +24,8 @@ from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster_tests.conftest import stack_env
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 DAYS = ("2024-02-01", "2024-02-02", "2024-02-03")

@@ -31,6 +31,8 @@ from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import free_port, wait_for_port
 from movesmart_dagster_tests.conftest import stack_env
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 SCREENSHOT = REPO / "docs" / "dagster-asset-graph.png"
