@@ -222,7 +222,20 @@ def latency(
     out.poll()
     proc = spawn(job, env, log_file)
     try:
-        # caught up: the output has not grown for 20 s
+        # steady state: a warm-up at the same rate, then wait until the output has not
+        # grown for 20 s (the job is caught up and its code is compiled)
+        simulate(
+            env,
+            "--realtime",
+            "--rate",
+            str(rate),
+            "--duration",
+            "15",
+            "--vehicles",
+            "200",
+            "--seed",
+            str(seed + 1000),
+        )
         stable_since, last = time.time(), out.rows
         while time.time() - stable_since < 20:
             if proc.poll() is not None:

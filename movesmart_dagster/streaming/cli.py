@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -13,9 +14,10 @@ from movesmart_dagster.cli import settings_from_context
 @click.option("--trigger-interval", default="10 seconds", show_default=True, help="Micro-batch interval.")
 @click.option(
     "--max-offsets-per-trigger",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Cap of Kafka records per micro-batch (split over the five topics).",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Cap of Kafka records per micro-batch (split over the five topics); 0: no cap.",
 )
 @click.option("--available-now", is_flag=True, help="Drain what Kafka holds now, then exit 0.")
 @click.option("--checkpoint", default=None, help="Checkpoint URI [default: <checkpoint root>/stream].")
@@ -28,13 +30,10 @@ def stream(
     checkpoint: str | None,
 ) -> None:
     """Kafka -> validated, partitioned Parquet tables, exactly once; SIGTERM stops after the batch."""
+    from movesmart_dagster.settings import SettingsError
     from movesmart_dagster.streaming.job import FAULT_ENV, Fault, JobOptions, run
 
     settings = settings_from_context(ctx)
-    import os
-
-    from movesmart_dagster.settings import SettingsError
-
     try:
         Fault(os.environ.get(FAULT_ENV))
     except SettingsError as err:

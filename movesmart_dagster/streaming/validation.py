@@ -65,7 +65,20 @@ _TS_GENERAL = (
     r"(Z|([+-])([0-9]{2})(?::?([0-9]{2})(?::?([0-9]{2})(?:\.([0-9]{1,6}))?)?)?)?)?$"
 )
 # A string field whose text could have come from a non-string JSON token.
-_AMBIGUOUS = r"^(-?[0-9][0-9.eE+-]*|true|false|[\[{].*)$"
+_NUMBER_TEXT = r"^-?[0-9][0-9.eE+-]*$"
+
+
+def _ambiguous(x: str) -> str:
+    """A string value whose text could have come from a non-string JSON token.
+
+    The first character decides for almost every value; the regex runs only for text that
+    starts like a number (a UUID that starts with a digit fails it at its first letter).
+    """
+    first = f"substr({x}, 1, 1)"
+    return (
+        f"({first} IN ('[', '{{') OR {x} IN ('true', 'false') OR "
+        f"({first} IN ('-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9') AND {x} RLIKE {_lit(_NUMBER_TEXT)}))"
+    )
 
 
 def _lit(text: str) -> str:
@@ -182,10 +195,7 @@ class RecordRules:
             }
         )
         # 2. can the typed parse decide? (not corrupt, nothing ambiguous, nothing after the object)
-        amb = [
-            f"{n}.{_q(f.name)} RLIKE {_lit(_AMBIGUOUS)}"
-            for f in self._fields(FieldType.STRING, FieldType.TIMESTAMP)
-        ]
+        amb = [_ambiguous(f"{n}.{_q(f.name)}") for f in self._fields(FieldType.STRING, FieldType.TIMESTAMP)]
         st.append(
             {
                 "exact": f"(s IS NOT NULL AND ({n} IS NULL OR {n}.{CORRUPT} IS NOT NULL "
