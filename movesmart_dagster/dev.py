@@ -41,10 +41,22 @@ def _dagster_yaml(dagster_home: Path) -> None:
         )
 
 
+def _sigint_default() -> None:
+    """In a child before exec: a shell that started us in the background ignores SIGINT, and an
+    ignored signal stays ignored across exec — then `dagster dev` could not be stopped with it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(cmd: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
     out = open(log, "ab") if log else None  # noqa: SIM115 - kept open for the child's lifetime
     return subprocess.Popen(
-        cmd, env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT if out else None, start_new_session=True
+        cmd,
+        env=env,
+        cwd=REPO,
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+        preexec_fn=_sigint_default,
     )
 
 
@@ -70,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vehicles", type=int, default=5)
     parser.add_argument("--no-simulator", action="store_true")
     args = parser.parse_args(argv)
+    # Ctrl-C/SIGINT must stop us even when a non-interactive shell started us with SIGINT ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     settings = load_settings()
     broker = KafkaBroker(settings)
@@ -118,8 +132,6 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    # a shell starting us in the background ignores SIGINT; Ctrl-C/SIGINT must still stop us
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     code = 0
     try:
         while True:

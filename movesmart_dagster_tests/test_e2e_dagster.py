@@ -152,6 +152,8 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
+                    # SIGINT stops dagster dev even if this pytest was started with SIGINT ignored
+                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                 )
             )
         assert wait_for_port(port, 180, alive=lambda: procs[0].poll() is None), log.read_text()[-3000:]
