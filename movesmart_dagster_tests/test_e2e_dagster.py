@@ -6,7 +6,9 @@ One `dagster dev` (free port, DAGSTER_HOME in tmp) serves every test of this mod
 2. headless Chromium (Debian's, driven by Playwright) opens the asset graph, finds the
    tables and `dev_smartcity`, and saves a screenshot (docs/dagster-asset-graph.png);
 3. with the supervisor stopped, terminating the run over GraphQL (what the UI's Terminate
-   button sends) cancels it and leaves no Spark JVM behind.
+   button sends) cancels it and leaves no Spark JVM behind;
+4. an asset backfill of the daily analytics over two days, launched as the UI launches it,
+   is run by the daemon as one run and materializes both partitions.
 """
 
 from __future__ import annotations
@@ -293,3 +295,42 @@ def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev):
     assert "[movesmart stream] stopped after" in child_log.read_text()
     time.sleep(12)  # two supervisor intervals: stopped, it launches nothing
     assert not [r for r in dagster_dev.runs() if r["status"] in ("QUEUED", "STARTING", "STARTED")]
+
+
+def test_ui_backfill_of_the_analytics(dagster_dev: DagsterDev):
+    """What *Materialize → partition range* in the UI sends: an asset backfill, run by the daemon."""
+    from movesmart_dagster.defs.keys import ANALYTICS_KEYS
+
+    days = ["2024-06-02", "2024-06-03"]  # the simulator's default clock starts 2024-06-03 08:00
+    launched = dagster_dev.graphql(
+        """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
+             __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
+        {
+            "params": {
+                "partitionNames": days,
+                "assetSelection": [{"path": k.path} for k in ANALYTICS_KEYS.values()],
+                "fromFailure": False,
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+    def status() -> str | None:
+        data = dagster_dev.graphql(
+            "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
+            {"id": launched["backfillId"]},
+        )
+        value = data["partitionBackfillOrError"]["status"]
+        return value if value not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+    assert _wait(status, 400, "the backfill to finish", interval=5) in ("COMPLETED", "COMPLETED_SUCCESS")
+    for key in ANALYTICS_KEYS.values():
+        mats = dagster_dev.graphql(
+            """query($key: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $key) {
+                 ... on Asset { assetMaterializations(partitions: $p) { partition runId } } } }""",
+            {"key": {"path": key.path}, "p": days},
+        )["assetOrError"]["assetMaterializations"]
+        assert {m["partition"] for m in mats} == set(days), key
+        assert len({m["runId"] for m in mats}) == 1  # the range ran as one run
+    trips = dagster_dev.home / "warehouse" / "analytics" / "vehicle_trip_summary" / "event_date=2024-06-03"
+    assert any(trips.glob("*.parquet"))
