@@ -165,3 +165,32 @@ def test_catalog_job_is_defined_with_both_assets():
         "catalog/glue_tables",
         "catalog/dev_smartcity",
     }
+
+
+def test_warehouse_resource_lists_partitions_locally_and_on_s3(tmp_path, monkeypatch, moto_endpoint):
+    from dagster_aws.s3 import S3Resource
+
+    from movesmart_dagster.defs.resources import WarehouseResource
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    local = WarehouseResource(s3=S3Resource(region_name="us-east-1"))
+    land_simulated_days(
+        tmp_path / "home" / "warehouse", datetime(2024, 4, 1, 23, 30, tzinfo=UTC), max_events=800
+    )
+    (tmp_path / "home" / "warehouse" / "gps_data" / "event_date=2099-01-01").mkdir()  # no file: no partition
+    assert local.list_partitions("gps_data") == ["2024-04-01", "2024-04-02"]
+    assert local.local_path("gps_data") == tmp_path / "home" / "warehouse" / "gps_data"
+
+    s3 = S3Resource(region_name="us-east-1", endpoint_url=moto_endpoint)
+    client = s3.get_client()
+    client.create_bucket(Bucket="movesmart-wh")
+    for key in (
+        "tables/gps_data/event_date=2024-04-01/part-0.parquet",
+        "tables/gps_data/event_date=2024-04-02/part-0.parquet",
+        "tables/gps_data/event_date=2024-04-03/_staging.parquet",  # hidden: not a partition
+        "tables/gps_data/_spark_metadata/0",
+    ):
+        client.put_object(Bucket="movesmart-wh", Key=key, Body=b"x")
+    remote = WarehouseResource(warehouse_uri="s3a://movesmart-wh/tables", s3=s3)
+    assert remote.local_path("gps_data") is None
+    assert remote.list_partitions("gps_data") == ["2024-04-01", "2024-04-02"]
