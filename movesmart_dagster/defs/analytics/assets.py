@@ -20,6 +20,15 @@ from movesmart_dagster.defs.resources import DuckDBResource, SparkResource
 from movesmart_dagster.settings import Settings
 
 PREVIEW_ROWS = 10
+DESCRIPTIONS = {
+    "vehicle_trip_summary": "Per vehicle and day: readings, first/last seen, duration, distance "
+    "(haversine between consecutive fixes), average and top speed, start and end points.",
+    "hourly_speed_by_area": "Per hour and 0.01-degree grid cell (~1 km): readings, vehicles, average and top speed.",
+    "weather_summary": "Per hour: temperature (avg/min/max), humidity, precipitation, wind, air quality, "
+    "most reported condition.",
+    "emergency_incident_summary": "Per incident type and status: distinct incidents, reports, vehicles "
+    "reporting, first and last report.",
+}
 
 
 def _preview(pdf: Any) -> str:
@@ -55,9 +64,7 @@ def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) ->
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=GROUP_ANALYTICS,
         kinds={"spark", "parquet"},
-        description=(fn.__doc__ or f"{name} per day").strip().splitlines()[0]
-        if fn.__doc__
-        else f"Daily {name.replace('_', ' ')} from {table}.",
+        description=DESCRIPTIONS[name],
         metadata={"source_table": table},
     )
     def _asset(
