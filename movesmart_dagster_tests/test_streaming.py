@@ -266,3 +266,11 @@ def _consume_all(settings: Settings) -> dict[tuple[str, int, int], bytes | None]
     consumer.close()
     assert len(out) == want
     return out
+
+
+def test_stream_rejects_bad_flags_before_starting_spark(tmp_path: Path) -> None:
+    env = stack_env(tmp_path / "home")
+    bad = run_cli(env, "stream", "--trigger-interval", "soon", timeout=60)
+    assert bad.returncode == 1 and "invalid --trigger-interval 'soon'" in bad.stderr
+    bad = run_cli({**env, "MOVESMART_FAULT_POINT": "nowhere"}, "stream", "--available-now", timeout=60)
+    assert bad.returncode == 1 and "MOVESMART_FAULT_POINT" in bad.stderr

@@ -31,11 +31,12 @@ def stream(
 ) -> None:
     """Kafka -> validated, partitioned Parquet tables, exactly once; SIGTERM stops after the batch."""
     from movesmart_dagster.settings import SettingsError
-    from movesmart_dagster.streaming.job import FAULT_ENV, Fault, JobOptions, run
+    from movesmart_dagster.streaming.job import FAULT_ENV, Fault, JobOptions, check_interval, run
 
     settings = settings_from_context(ctx)
     try:
         Fault(os.environ.get(FAULT_ENV))
+        trigger_interval = check_interval(trigger_interval)
     except SettingsError as err:
         raise click.ClickException(str(err)) from None
     options = JobOptions(

@@ -36,6 +36,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -78,6 +79,16 @@ JOB_SPARK_CONF: dict[str, str] = {
     "spark.hadoop.parquet.compression.codec.zstd.level": "1",
 }
 DEFAULT_MAX_OFFSETS = 1_000_000  # per micro-batch: bounds the cached batch (~0.5 GB)
+
+
+_INTERVAL = re.compile(r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)\s*$", re.IGNORECASE)
+
+
+def check_interval(text: str) -> str:
+    """A trigger interval Spark understands, e.g. '10 seconds', '500 milliseconds', '1 minute'."""
+    if not _INTERVAL.match(text):
+        raise SettingsError(f"invalid --trigger-interval {text!r}: expected e.g. '10 seconds' or '1 minute'")
+    return text.strip()
 
 
 @dataclass(frozen=True)
@@ -446,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         options = JobOptions(
-            trigger_interval=args.trigger_interval,
+            trigger_interval=check_interval(args.trigger_interval),
             max_offsets_per_trigger=args.max_offsets_per_trigger,
             available_now=args.available_now,
             checkpoint=args.checkpoint,
