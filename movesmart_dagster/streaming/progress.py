@@ -85,7 +85,7 @@ class BatchProgress:
 
 
 def append(log_path: Path, progress: BatchProgress) -> None:
-    """Append one line atomically enough for a single writer (one write call, then fsync)."""
+    """Append one line in a single write call (one writer; readers skip a partial last line)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     line = (progress.to_json() + "\n").encode()
     with open(log_path, "ab") as fh:
