@@ -42,11 +42,9 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="session")
-def kafka_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """One real broker for the whole session (tests isolate themselves by topic names)."""
-    home = tmp_path_factory.mktemp("movesmart-home")
-    env = stack_env(home)
+def _running_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:
+    """A real broker on free ports under a fresh home, stopped when the fixture ends."""
+    env = stack_env(tmp_path_factory.mktemp(name))
     settings = load_settings(env)
     broker = KafkaBroker(settings, heap="512m")
     broker.up()
@@ -54,21 +52,33 @@ def kafka_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(env=env, settings=settings)
     finally:
         broker.down()
+
+
+@pytest.fixture(scope="session")
+def kafka_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One real broker for the whole session (tests isolate themselves by topic names)."""
+    yield from _running_stack(tmp_path_factory, "movesmart-home")
 
 
 @pytest.fixture(scope="session")
 def platform_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A broker of the Dagster platform tests alone: they need the real topic names
     (vehicle_data, ...) for themselves, so they do not share the session broker."""
-    home = tmp_path_factory.mktemp("platform-home")
-    env = stack_env(home)
-    settings = load_settings(env)
-    broker = KafkaBroker(settings, heap="512m")
-    broker.up()
+    yield from _running_stack(tmp_path_factory, "platform-home")
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """moto's real HTTP server (S3 and Glue) on a free loopback port, per test module."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
     try:
-        yield Stack(env=env, settings=settings)
+        yield f"http://{host}:{port}"
     finally:
-        broker.down()
+        server.stop()
 
 
 # --- security: the logs of this test run hold no secret (issue 6) -------------------------

@@ -12,13 +12,11 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from movesmart_dagster import schemas
 from movesmart_dagster.catalog import glue
@@ -30,17 +28,6 @@ from movesmart_dagster.catalog.glue import (
     table_location,
 )
 from movesmart_dagster.settings import REPO_ROOT, Settings, load_settings
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture

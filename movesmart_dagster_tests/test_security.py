@@ -23,12 +23,10 @@ import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from movesmart_dagster.settings import REPO_ROOT, Settings, SettingsError, load_settings
 from movesmart_dagster.spark_session import spark_conf
@@ -147,17 +145,6 @@ def test_cluster_master_lets_executors_reach_the_driver() -> None:
     cluster = spark_conf(load_settings({"MOVESMART_SPARK_MASTER": "spark://spark-master:7077"}))
     assert cluster["spark.master"] == "spark://spark-master:7077"
     assert "spark.driver.host" not in cluster and "spark.driver.bindAddress" not in cluster
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 _SPARK_WRITE = textwrap.dedent(
