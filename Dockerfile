@@ -8,8 +8,8 @@
 FROM maven:3.9.11-eclipse-temurin-17 AS jars
 WORKDIR /build
 COPY jvm/ jvm/
-# only the Spark connectors: the broker runs in the apache/kafka image
-RUN cd jvm && mvn -q -B -pl spark-connectors -am package && ls /build/.jars/spark/*.jar >/dev/null
+# only the Spark jars (connectors and our fast-path UDF): the broker runs in the apache/kafka image
+RUN cd jvm && mvn -q -B -pl spark-connectors,spark-contract -am package && ls /build/.jars/spark/*.jar >/dev/null
 
 FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \

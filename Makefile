@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(BIN)/pip check
 	@touch $(STAMP)
 
-$(JARS_STAMP): jvm/pom.xml jvm/kafka-broker/pom.xml jvm/spark-connectors/pom.xml
+$(JARS_STAMP): jvm/pom.xml jvm/kafka-broker/pom.xml jvm/spark-connectors/pom.xml jvm/spark-contract/pom.xml $(wildcard jvm/spark-contract/src/main/java/io/movesmart/spark/*.java)
 	@command -v mvn >/dev/null || { echo "Maven (mvn) is required: see README prerequisites"; exit 1; }
 	@rm -rf .jars/kafka .jars/spark
 	@cd jvm && mvn -q -B -Dstyle.color=never package

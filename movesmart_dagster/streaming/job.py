@@ -9,9 +9,14 @@ Design, and why:
   its schema's expressions and each branch stays narrow enough for whole-stage codegen.
   A failure anywhere fails the query and the process (exit 1) — the seed ran five
   queries and waited on the last, so a dead query went unnoticed.
-- Validation at the edge (`validation.py`): the rules of `movesmart_dagster.contract`,
-  derived from `schemas`, as Spark SQL. Every Kafka record becomes exactly one row: in
-  its table (typed columns + lineage `kafka_topic, kafka_partition, kafka_offset,
+- Validation at the edge (`validation.py`), in two passes. In the streaming plan, a Java
+  UDF (`io.movesmart.spark.FastContract`, jvm/spark-contract) reads each record once and
+  returns its typed values when it is plainly valid; everything else (broken, odd or
+  merely unusual) is marked `_exact`. In `foreachBatch`, those few rows are judged by the
+  contract itself: `contract.validate` on the driver (up to `REFERENCE_MAX_ROWS` per
+  batch), or the rules as Spark SQL on the executors beyond that. A test runs one corpus
+  through all three ways and the reference. Every Kafka record becomes exactly one row:
+  in its table (typed columns + lineage `kafka_topic, kafka_partition, kafka_offset,
   kafka_timestamp, ingested_at`) or in `quarantine` (the bytes as received and a reason
   `code: detail`). Valid rows are partitioned by the event's UTC date, quarantined rows
   by the date of their Kafka timestamp (deterministic on a re-run).
@@ -50,7 +55,15 @@ from movesmart_dagster.schemas import ALL_TABLES, PARTITION_COLUMN, QUARANTINE_T
 from movesmart_dagster.settings import Settings, SettingsError, load_settings
 from movesmart_dagster.streaming import progress
 from movesmart_dagster.streaming.committer import BatchCommitter, HadoopFS
-from movesmart_dagster.streaming.validation import route_topic, table_projection, union_routed
+from movesmart_dagster.streaming.validation import (
+    EXACT_DEST,
+    REFERENCE_MAX_ROWS,
+    register_fast_contract,
+    reroute_exact,
+    route_topic,
+    table_projection,
+    union_routed,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -193,6 +206,9 @@ class StreamJob:
     def source(self, topic: str) -> DataFrame:
         reader = (
             self.spark.readStream.format("kafka")
+            # a task reads a known offset range: when its consumer prefetches past the
+            # range end, the broker would hold that fetch for the default 500 ms
+            .option("kafka.fetch.max.wait.ms", "10")
             .options(**self.settings.spark_kafka_options())
             .option("subscribe", topic)
             .option("startingOffsets", "earliest")
@@ -206,7 +222,8 @@ class StreamJob:
 
     def routed_stream(self) -> DataFrame:
         cap = self.settings.max_message_bytes
-        return union_routed([route_topic(self.source(t), t, cap) for t in TOPICS])
+        register_fast_contract(self.spark)
+        return union_routed([route_topic(self.source(t), t, cap, fast=True) for t in TOPICS])
 
     def _query_id_from_checkpoint(self) -> str:
         """The query id Spark keeps in `<checkpoint>/metadata` (stable across restarts)."""
@@ -238,23 +255,29 @@ class StreamJob:
 
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            stats = (
-                batch.groupBy("_dest", "kafka_topic", "kafka_partition", PARTITION_COLUMN)
-                .agg(
-                    F.count(F.lit(1)).alias("n"),
-                    F.min("kafka_offset").alias("lo"),
-                    F.max("kafka_offset").alias("hi"),
-                    F.max("event_ts").alias("newest_event"),
-                    F.max("kafka_timestamp").alias("newest_kafka"),
+            stats = _stats(batch)
+            routed = batch
+            n_exact = sum(r["n"] for r in stats if r["_dest"] == EXACT_DEST)
+            if n_exact:
+                # second pass: the rows the fast path could not vouch for (few, as a rule),
+                # materialized once with its plan cut off, so the writes plan a small union
+                exact = (
+                    reroute_exact(
+                        batch, self.settings.max_message_bytes, by_reference=n_exact <= REFERENCE_MAX_ROWS
+                    )
+                    .coalesce(max(1, min(spark.sparkContext.defaultParallelism, n_exact // 100_000)))
+                    .localCheckpoint(eager=True)
                 )
-                .collect()
-            )
+                stats = [r for r in stats if r["_dest"] != EXACT_DEST] + _stats(exact)
+                routed = batch.where(F.col("_dest") != EXACT_DEST).unionByName(
+                    exact, allowMissingColumns=True
+                )
             self.phases["validate"] = time.monotonic() - t0
             tables = sorted({r["_dest"] for r in stats})
 
             def stage(table: str) -> None:
                 (
-                    batch.where(F.col("_dest") == table)
+                    routed.where(F.col("_dest") == table)
                     .selectExpr(*table_projection(table, started))
                     .write.mode("append")
                     .partitionBy(PARTITION_COLUMN)
@@ -425,6 +448,23 @@ class StreamJob:
                 break
             time.sleep(0.2)
         query.stop()
+
+
+def _stats(routed: DataFrame) -> list[Any]:
+    """Per destination, topic, partition and day: rows, offset range, newest timestamps."""
+    from pyspark.sql import functions as F
+
+    return (
+        routed.groupBy("_dest", "kafka_topic", "kafka_partition", PARTITION_COLUMN)
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.min("kafka_offset").alias("lo"),
+            F.max("kafka_offset").alias("hi"),
+            F.max("event_ts").alias("newest_event"),
+            F.max("kafka_timestamp").alias("newest_kafka"),
+        )
+        .collect()
+    )
 
 
 def run(settings: Settings, options: JobOptions) -> int:

@@ -1,5 +1,11 @@
 """The data contract as Spark SQL expressions: one projection routes every Kafka record.
 
+How the streaming job uses this module (two passes, see `route(two_pass=True)`): first the
+JVM fast path (`register_fast_contract`, a Java UDF built from the same schemas) accepts
+the plainly valid records in one Jackson pass, far cheaper than the expressions below;
+the records it cannot vouch for get `_dest = '_exact'` and `reroute_exact` judges them,
+with the Python reference on the driver when they are few, or with the SQL below.
+
 Why not `from_json` alone: the seed's `from_json` turned anything it could not read into
 an all-null row, and Spark's JSON reader is lenient (a number where a string is expected
 becomes the text "12"). The rules here are the ones of the Python reference
@@ -31,7 +37,7 @@ below 1e-3 or from 1e7 (`1.0E7` where Python prints `10000000.0`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from movesmart_dagster.schemas import (
     LINEAGE_COLUMNS,
@@ -41,6 +47,7 @@ from movesmart_dagster.schemas import (
     QUARANTINE_TABLE,
     RECORDS,
     RECORDS_BY_NAME,
+    RECORDS_BY_TOPIC,
     Field,
     FieldType,
     RecordSchema,
@@ -49,7 +56,8 @@ from movesmart_dagster.schemas import (
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 CORRUPT = "_corrupt_record_"
 _JSON_OPTS = {"allowSingleQuotes": "false", "columnNameOfCorruptRecord": CORRUPT, "mode": "PERMISSIVE"}
@@ -69,6 +77,9 @@ _TS_GENERAL = (
 # decides nearly every row; Spark's trim with a character set walks the whole string.
 _ENDS_OBJECT = "(endswith(s, '}') OR endswith(trim(TRAILING ' \\t\\n\\r' FROM s), '}'))"
 _NUMBER_TEXT = r"^-?[0-9][0-9.eE+-]*$"
+# Python's datetime holds years 1..9999: an offset that shifts a timestamp out is invalid
+_UTC_MIN_MICROS = -62135596800 * 1_000_000  # 0001-01-01T00:00:00Z
+_UTC_MAX_MICROS = 253402300800 * 1_000_000 - 1  # 9999-12-31T23:59:59.999999Z
 
 
 def _ambiguous(x: str) -> str:
@@ -291,9 +302,12 @@ class RecordRules:
         s8: dict[str, str] = {}
         for f in self._fields(FieldType.TIMESTAMP):
             local, off = c(f"tsl__{f.name}"), c(f"tso__{f.name}")
-            s8[f"ts__{f.name}"] = (
+            ts = (
                 f"coalesce({c('tsc__' + f.name)}, CASE WHEN {local} IS NOT NULL AND abs({off}) < 86400000000 "
                 f"THEN timestamp_micros(unix_micros({local}) - {off}) END)"
+            )
+            s8[f"ts__{f.name}"] = (
+                f"CASE WHEN unix_micros({ts}) BETWEEN {_UTC_MIN_MICROS} AND {_UTC_MAX_MICROS} THEN {ts} END"
             )
         st.append(s8)
         # 9. the verdict
@@ -396,9 +410,10 @@ def _opts() -> str:
 
 # --- whole frames ------------------------------------------------------------------------
 RULES: dict[str, RecordRules] = {r.topic: RecordRules(r, prefix="") for r in RECORDS}
+EXACT_DEST = "_exact"  # `_dest` of rows the fast pass leaves to the exact path
 
 
-def route_topic(df: DataFrame, topic: str, max_message_bytes: int) -> DataFrame:
+def route_topic(df: DataFrame, topic: str, max_message_bytes: int, fast: bool = False) -> DataFrame:
     """One topic's Kafka rows (topic, partition, offset, timestamp, value) -> one routed row each.
 
     Output: `_dest` (the table, or `quarantine`), `reason`, the lineage columns,
@@ -406,24 +421,23 @@ def route_topic(df: DataFrame, topic: str, max_message_bytes: int) -> DataFrame:
     for this topic's table. Each stage is its own projection so the parses run once per
     row (Spark does not inline a non-trivial expression referenced more than once); one
     topic per frame keeps the projection narrow enough for whole-stage code generation.
+
+    fast=True: the first of two passes (`register_fast_contract` must have run). The JVM
+    fast path accepts the plainly valid rows; rows it cannot vouch for get
+    `_dest = '_exact'` with their bytes in `raw_value`, for `reroute_exact`.
     """
     rules = RULES[topic]
     cap = int(max_message_bytes)
     table = rules.record.table
+    if fast:
+        return _route_fast(df, topic, cap)
     event_ts = rules.event_time_column()
     # All stages as one SQL statement of nested SELECTs over a view of the source: Spark
     # parses and analyzes it once (a DataFrame per stage would re-analyze the growing
     # plan 45 times, seconds of start-up).
-    view = f"__movesmart_src_{topic}"
+    view = f"__movesmart_exact_{topic}"
     df.createOrReplaceTempView(view)
-    sql = (
-        "SELECT partition AS kafka_partition, offset AS kafka_offset, timestamp AS kafka_timestamp, value, "
-        "CASE WHEN value IS NULL THEN 'not_json: value is null (tombstone)' "
-        f"WHEN octet_length(value) > {cap} THEN concat('oversized: ', octet_length(value), ' bytes > cap {cap}') "
-        "WHEN NOT is_valid_utf8(value) THEN 'not_json: value is not UTF-8 JSON' END AS pre_reason "
-        f"FROM {view}"
-    )
-    sql = f"SELECT *, CASE WHEN pre_reason IS NULL THEN cast(value AS string) END AS s FROM ({sql})"
+    sql = f"SELECT *, CASE WHEN pre_reason IS NULL THEN cast(value AS string) END AS s FROM ({_pre_checks(view, cap)})"
     for stage in rules.stages():
         cols = ", ".join(f"{expr} AS {rules.c(name)}" for name, expr in stage.items())
         sql = f"SELECT *, {cols} FROM ({sql})"
@@ -448,6 +462,106 @@ def route_topic(df: DataFrame, topic: str, max_message_bytes: int) -> DataFrame:
     return df.sparkSession.sql(f"SELECT {', '.join(final)} FROM ({sql})")
 
 
+def _pre_checks(view: str, cap: int) -> str:
+    """The Kafka columns renamed, and the verdicts that need no parse (null, size, UTF-8)."""
+    return (
+        "SELECT partition AS kafka_partition, offset AS kafka_offset, timestamp AS kafka_timestamp, value, "
+        "CASE WHEN value IS NULL THEN 'not_json: value is null (tombstone)' "
+        f"WHEN octet_length(value) > {cap} THEN concat('oversized: ', octet_length(value), ' bytes > cap {cap}') "
+        "WHEN NOT is_valid_utf8(value) THEN 'not_json: value is not UTF-8 JSON' "
+        # Python's json.loads refuses a leading BOM; Spark's JSON reader would skip it
+        "WHEN substr(value, 1, 3) = X'EFBBBF' THEN 'not_json: value is not UTF-8 JSON' END AS pre_reason "
+        f"FROM {view}"
+    )
+
+
+def _route_fast(df: DataFrame, topic: str, cap: int) -> DataFrame:
+    record = RULES[topic].record
+    table = record.table
+    view = f"__movesmart_fast_{topic}"
+    df.createOrReplaceTempView(view)
+    # the UDF runs once per row in its own projection; the outer one only reads its fields
+    sql = (
+        f"SELECT *, CASE WHEN pre_reason IS NULL THEN {fast_udf_name(topic)}(value) END AS v "
+        f"FROM ({_pre_checks(view, cap)})"
+    )
+    ts_field = next(f.name for f in record.fields if f.type is FieldType.TIMESTAMP)
+    event_ts = f"timestamp_micros(v.{_q(ts_field)})"
+    values = [
+        (f"timestamp_micros(v.{_q(f.name)})" if f.type is FieldType.TIMESTAMP else f"v.{_q(f.name)}")
+        + f" AS `{table}__{f.name}`"
+        for f in record.fields
+    ]
+    final = [
+        f"CASE WHEN pre_reason IS NOT NULL THEN {_lit(QUARANTINE_TABLE)} "
+        f"WHEN v IS NULL THEN {_lit(EXACT_DEST)} ELSE {_lit(table)} END AS _dest",
+        "pre_reason AS reason",
+        f"{_lit(topic)} AS kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        "CASE WHEN v IS NULL THEN value END AS raw_value",
+        f"{event_ts} AS event_ts",
+        f"CASE WHEN v IS NOT NULL THEN to_date({event_ts}) ELSE to_date(kafka_timestamp) END AS {PARTITION_COLUMN}",
+        *values,
+    ]
+    return df.sparkSession.sql(f"SELECT {', '.join(final)} FROM ({sql})")
+
+
+# --- the JVM fast path ---------------------------------------------------------------------
+FAST_CONTRACT_CLASS = "io.movesmart.spark.FastContract"
+_FAST_TYPES = {
+    FieldType.STRING: ("string", "string"),
+    FieldType.TIMESTAMP: ("timestamp", "bigint"),  # epoch microseconds
+    FieldType.DOUBLE: ("double", "double"),
+    FieldType.INT: ("int", "int"),
+    FieldType.LOCATION: ("location", "struct<latitude: double, longitude: double>"),
+}
+
+
+def fast_udf_name(topic: str) -> str:
+    return f"movesmart_fast_{topic}"
+
+
+def fast_contract_spec(record: RecordSchema) -> str:
+    """The record as the JVM fast path reads it (JSON): the schemas module stays the source."""
+    import json
+
+    return json.dumps(
+        {
+            "fields": [
+                {
+                    "name": f.name,
+                    "type": _FAST_TYPES[f.type][0],
+                    "required": f.required,
+                    "minimum": f.minimum,
+                    "maximum": f.maximum,
+                }
+                for f in record.fields
+            ],
+            "location": {lf.name: {"minimum": lf.minimum, "maximum": lf.maximum} for lf in LOCATION_FIELDS},
+        }
+    )
+
+
+def fast_return_ddl(record: RecordSchema) -> str:
+    return "struct<" + ", ".join(f"{_q(f.name)}: {_FAST_TYPES[f.type][1]}" for f in record.fields) + ">"
+
+
+def register_fast_contract(spark: SparkSession) -> None:
+    """Register `movesmart_fast_<topic>` (a Java UDF from .jars/spark) for every record."""
+    jvm = spark._jvm  # type: ignore[attr-defined]
+    for record in RECORDS:
+        try:
+            udf = jvm.io.movesmart.spark.FastContract(fast_contract_spec(record))
+        except TypeError as err:  # py4j: the class is not on the classpath
+            raise RuntimeError(
+                f"{FAST_CONTRACT_CLASS} is not on Spark's classpath (movesmart-spark-contract.jar): run `make setup`"
+            ) from err
+        return_type = jvm.org.apache.spark.sql.types.DataType.fromDDL(fast_return_ddl(record))
+        spark._jsparkSession.udf().register(fast_udf_name(record.topic), udf, return_type)  # type: ignore[attr-defined]
+
+
 def union_routed(frames: list[DataFrame]) -> DataFrame:
     """The routed frames of several topics as one frame (other tables' columns NULL)."""
     out = frames[0]
@@ -456,9 +570,84 @@ def union_routed(frames: list[DataFrame]) -> DataFrame:
     return out
 
 
-def route(df: DataFrame, max_message_bytes: int) -> DataFrame:
-    """A batch of mixed topics (tests, tools): each topic's rows routed by its own rules."""
-    return union_routed([route_topic(df.where(df.topic == t), t, max_message_bytes) for t in RULES])
+def route(
+    df: DataFrame, max_message_bytes: int, two_pass: bool = False, by_reference: bool = False
+) -> DataFrame:
+    """A batch of mixed topics (tests, tools): each topic's rows routed by its own rules.
+
+    two_pass=True routes the way the streaming job does: the JVM fast path, then
+    `reroute_exact` for the rows it left undecided. All forms give the same rows.
+    """
+    if two_pass:
+        register_fast_contract(df.sparkSession)
+    routed = union_routed(
+        [route_topic(df.where(df.topic == t), t, max_message_bytes, fast=two_pass) for t in RULES]
+    )
+    if not two_pass:
+        return routed
+    decided = routed.where(routed._dest != EXACT_DEST)
+    exact = reroute_exact(routed, max_message_bytes, by_reference=by_reference)
+    return decided.unionByName(exact, allowMissingColumns=True)
+
+
+def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool = False) -> DataFrame:
+    """The rows a fast pass left undecided (`_dest = '_exact'`), routed by the exact rules.
+
+    by_reference: judge them on the driver with `contract.validate` itself, which costs
+    far less than planning the exact SQL when they are few (the usual case: the odd and
+    the broken records, see `REFERENCE_MAX_ROWS`); many (a whole stream in an unusual
+    dialect) go through that SQL on the executors.
+    """
+    raw = routed.where(routed._dest == EXACT_DEST).selectExpr(
+        "kafka_topic AS topic",
+        "kafka_partition AS partition",
+        "kafka_offset AS offset",
+        "kafka_timestamp AS timestamp",
+        "raw_value AS value",
+    )
+    if by_reference:
+        return route_by_reference(raw, routed.schema, max_message_bytes)
+    return route(raw, max_message_bytes)
+
+
+REFERENCE_MAX_ROWS = 50_000  # per batch: above it, the exact SQL on the executors is cheaper
+
+
+def route_by_reference(raw: DataFrame, schema: StructType, max_message_bytes: int) -> DataFrame:
+    """Kafka rows routed by the Python reference on the driver, as rows of `schema`."""
+    from datetime import UTC
+
+    from movesmart_dagster.contract import validate
+
+    names = schema.fieldNames()
+    out = []
+    for r in raw.collect():
+        record = RECORDS_BY_TOPIC[r["topic"]]
+        verdict = validate(record, r["value"], max_bytes=max_message_bytes)
+        row: dict[str, Any] = dict.fromkeys(names)
+        row.update(
+            kafka_topic=r["topic"],
+            kafka_partition=r["partition"],
+            kafka_offset=r["offset"],
+            kafka_timestamp=r["timestamp"],
+        )
+        if verdict.reason is not None:
+            kafka_ts = r["timestamp"]
+            kafka_utc = kafka_ts.replace(tzinfo=UTC) if kafka_ts.tzinfo is None else kafka_ts.astimezone(UTC)
+            row.update(_dest=QUARANTINE_TABLE, reason=verdict.reason, raw_value=r["value"])
+            row[PARTITION_COLUMN] = kafka_utc.date()
+        else:
+            assert verdict.row is not None
+            event_ts = next(verdict.row[f.name] for f in record.fields if f.type is FieldType.TIMESTAMP)
+            row.update(_dest=record.table, event_ts=event_ts)
+            row[PARTITION_COLUMN] = event_ts.date()  # the reference's timestamps are UTC
+            for f in record.fields:
+                value = verdict.row[f.name]
+                if f.type is FieldType.LOCATION and value is not None:
+                    value = (value["latitude"], value["longitude"])
+                row[f"{record.table}__{f.name}"] = value
+        out.append(tuple(row[n] for n in names))
+    return raw.sparkSession.createDataFrame(out, schema, verifySchema=False)
 
 
 def table_projection(table: str, ingested_at: datetime) -> list[str]:
