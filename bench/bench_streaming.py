@@ -187,6 +187,21 @@ def catch_up_ours(env: dict[str, str], home: Path, total: int) -> dict:
     return {"seconds": round(elapsed, 2), "events_per_s": round(total / elapsed), "batches": batches}
 
 
+def catch_up_floor(env: dict[str, str], total: int) -> dict:
+    """Spark start + one read of every record, nothing else (bench/floor_job.py)."""
+    t0 = time.time()
+    proc = subprocess.run(
+        [PY, str(REPO / "bench" / "floor_job.py")], env=env, cwd=REPO, capture_output=True, text=True
+    )
+    elapsed = time.time() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    counted = int(proc.stdout.strip().splitlines()[-1])
+    if counted != total:
+        raise RuntimeError(f"floor job counted {counted} records of {total}")
+    return {"seconds": round(elapsed, 2), "events_per_s": round(total / elapsed)}
+
+
 def catch_up_seed(env: dict[str, str], out_dir: Path, total: int, driver_memory: str, limit_s: float) -> dict:
     out = Outputs([out_dir / "data"], skip_hidden_dirs=True)
     t0 = time.time()
@@ -316,6 +331,7 @@ def write_results(result: dict) -> None:
     (RESULTS / "streaming.json").write_text(json.dumps(result, indent=2) + "\n")
     c, lat, m = result["catch_up"], result["latency"], result["machine"]
     ratio = c["ours"]["events_per_s"] / c["seed"]["events_per_s"]
+    floor = c.get("floor")
     rows = [
         (
             "catch-up, events/s (whole process)",
@@ -324,6 +340,17 @@ def write_results(result: dict) -> None:
             f">= 100,000 and >= 3x seed (x{ratio:.2f})",
         ),
         ("catch-up, seconds", f"{c['ours']['seconds']}", f"{c['seed']['seconds']}", ""),
+    ]
+    if floor:
+        rows.append(
+            (
+                "floor: Spark start + read only, s (events/s)",
+                f"{floor['seconds']} ({floor['events_per_s']:,})",
+                "",
+                f"3x seed would need <= {c['seed']['seconds'] / 3:.1f} s",
+            )
+        )
+    rows += [
         ("visibility latency p50, s", f"{lat['ours']['p50_s']}", f"{lat['seed']['p50_s']}", ""),
         (
             "visibility latency p95, s",
@@ -358,8 +385,17 @@ def chart(result: dict) -> None:
     c, lat = result["catch_up"], result["latency"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     names = ["ours", "seed job"]
-    a1.bar(names, [c["ours"]["events_per_s"], c["seed"]["events_per_s"]], color=["#2b7bba", "#999999"])
+    bars = [
+        ("ours", c["ours"]["events_per_s"], "#2b7bba"),
+        ("seed job", c["seed"]["events_per_s"], "#999999"),
+    ]
+    if c.get("floor"):
+        bars.append(("floor:\nread only", c["floor"]["events_per_s"], "#d5d8dc"))
+    a1.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
     a1.axhline(100_000, color="#c0392b", linestyle="--", linewidth=1, label="target 100k/s")
+    a1.axhline(
+        3 * c["seed"]["events_per_s"], color="#e67e22", linestyle=":", linewidth=1, label="target 3x seed"
+    )
     a1.set_title(f"Catch-up of {result['events'] / 1e6:.1f}M events (whole process)")
     a1.set_ylabel("events / s")
     a1.legend()
@@ -458,7 +494,10 @@ def main() -> int:
         seed_out = home / "seed"
         seed_res = catch_up_seed(env, seed_out, total, args.driver_memory, limit_s=1800)
         log(f"  seed: {seed_res}")
-        result["catch_up"] = {"ours": ours, "seed": seed_res}
+        log("catch-up floor: Spark start + one read of every record, no parse, no write")
+        floor = catch_up_floor(env, total)
+        log(f"  floor: {floor}")
+        result["catch_up"] = {"ours": ours, "seed": seed_res, "floor": floor}
 
         log(f"latency: ours, trigger {args.trigger} s, {args.rate} events/s for {args.window} s")
         ours_lat = latency(
