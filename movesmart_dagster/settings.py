@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     spark_driver_memory: str = Field("2g", alias="MOVESMART_SPARK_DRIVER_MEMORY")
     # the streaming job quarantines (`oversized`) Kafka values larger than this, unparsed
     max_message_bytes: int = Field(1_048_576, alias="MOVESMART_MAX_MESSAGE_BYTES", ge=1)
+    # records per batch the fast path cannot vouch for that the driver judges with the
+    # Python reference; beyond it, the same rules run as Spark SQL on the executors
+    driver_validation_max_rows: int = Field(50_000, alias="MOVESMART_DRIVER_VALIDATION_MAX_ROWS", ge=0)
 
     # --- S3 / AWS -----------------------------------------------------------------------
     s3_endpoint: str | None = Field(None, alias="MOVESMART_S3_ENDPOINT")

@@ -391,7 +391,10 @@ def test_production_dagster_instance_config(tmp_path: Path) -> None:
 
 def test_dockerfile_bakes_the_jars_and_runs_unprivileged() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
-    assert "COPY jvm/ jvm/" in dockerfile and "mvn -q -B -pl spark-connectors,spark-contract -am package" in dockerfile
+    assert (
+        "COPY jvm/ jvm/" in dockerfile
+        and "mvn -q -B -pl spark-connectors,spark-contract -am package" in dockerfile
+    )
     assert "COPY --from=jars /build/.jars/spark .jars/spark" in dockerfile
     assert not re.search(r"(curl|wget)\s", dockerfile), "nothing is downloaded outside package managers"
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)

@@ -50,10 +50,16 @@ EDGE_CASES: list[tuple[str, bytes | None, str]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def drained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+# The records the JVM fast path cannot vouch for are judged on the driver by the Python
+# reference (the default, for up to 50,000 per batch) or, beyond that, by the rules as
+# Spark SQL on the executors: the whole module runs once each way.
+@pytest.fixture(scope="module", params=["exact_on_driver", "exact_as_spark_sql"])
+def drained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     home = tmp_path_factory.mktemp("stream-home")
-    env = stack_env(home, MOVESMART_MAX_MESSAGE_BYTES=str(CAP))
+    driver_max = "50000" if request.param == "exact_on_driver" else "0"
+    env = stack_env(
+        home, MOVESMART_MAX_MESSAGE_BYTES=str(CAP), MOVESMART_DRIVER_VALIDATION_MAX_ROWS=driver_max
+    )
     settings = load_settings(env)
     broker = KafkaBroker(settings, heap="512m")
     broker.up()
@@ -77,9 +83,17 @@ def drained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             "seed": seed,
             "after_canonical": after_canonical,
             "run": run,
+            "mode": request.param,
         }
     finally:
         broker.down()
+
+
+def test_undecided_records_took_the_configured_path(drained: dict) -> None:
+    lines = [line for line in drained["run"].stderr.splitlines() if "for the exact rules" in line]
+    assert lines, "no batch had records for the exact rules"
+    want = "contract.validate on the driver" if drained["mode"] == "exact_on_driver" else "Spark SQL"
+    assert all(want in line for line in lines), lines
 
 
 def test_every_offset_exactly_once_in_table_or_quarantine(drained: dict) -> None:

@@ -13,8 +13,8 @@ Design, and why:
   UDF (`io.movesmart.spark.FastContract`, jvm/spark-contract) reads each record once and
   returns its typed values when it is plainly valid; everything else (broken, odd or
   merely unusual) is marked `_exact`. In `foreachBatch`, those few rows are judged by the
-  contract itself: `contract.validate` on the driver (up to `REFERENCE_MAX_ROWS` per
-  batch), or the rules as Spark SQL on the executors beyond that. A test runs one corpus
+  contract itself: `contract.validate` on the driver (up to
+  `MOVESMART_DRIVER_VALIDATION_MAX_ROWS` per batch), or the rules as Spark SQL on the executors beyond that. A test runs one corpus
   through all three ways and the reference. Every Kafka record becomes exactly one row:
   in its table (typed columns + lineage `kafka_topic, kafka_partition, kafka_offset,
   kafka_timestamp, ingested_at`) or in `quarantine` (the bytes as received and a reason
@@ -57,7 +57,6 @@ from movesmart_dagster.streaming import progress
 from movesmart_dagster.streaming.committer import BatchCommitter, HadoopFS
 from movesmart_dagster.streaming.validation import (
     EXACT_DEST,
-    REFERENCE_MAX_ROWS,
     register_fast_contract,
     reroute_exact,
     route_topic,
@@ -261,10 +260,13 @@ class StreamJob:
             if n_exact:
                 # second pass: the rows the fast path could not vouch for (few, as a rule),
                 # materialized once with its plan cut off, so the writes plan a small union
+                on_driver = n_exact <= self.settings.driver_validation_max_rows
+                log(
+                    f"batch {batch_id}: {n_exact} record(s) for the exact rules "
+                    + ("(contract.validate on the driver)" if on_driver else "(Spark SQL on the executors)")
+                )
                 exact = (
-                    reroute_exact(
-                        batch, self.settings.max_message_bytes, by_reference=n_exact <= REFERENCE_MAX_ROWS
-                    )
+                    reroute_exact(batch, self.settings.max_message_bytes, by_reference=on_driver)
                     .coalesce(max(1, min(spark.sparkContext.defaultParallelism, n_exact // 100_000)))
                     .localCheckpoint(eager=True)
                 )

@@ -595,7 +595,7 @@ def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool 
 
     by_reference: judge them on the driver with `contract.validate` itself, which costs
     far less than planning the exact SQL when they are few (the usual case: the odd and
-    the broken records, see `REFERENCE_MAX_ROWS`); many (a whole stream in an unusual
+    the broken records; the job's limit is `MOVESMART_DRIVER_VALIDATION_MAX_ROWS`); many (a whole stream in an unusual
     dialect) go through that SQL on the executors.
     """
     raw = routed.where(routed._dest == EXACT_DEST).selectExpr(
@@ -608,9 +608,6 @@ def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool 
     if by_reference:
         return route_by_reference(raw, routed.schema, max_message_bytes)
     return route(raw, max_message_bytes)
-
-
-REFERENCE_MAX_ROWS = 50_000  # per batch: above it, the exact SQL on the executors is cheaper
 
 
 def route_by_reference(raw: DataFrame, schema: StructType, max_message_bytes: int) -> DataFrame:
