@@ -611,40 +611,48 @@ def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool 
 
 
 def route_by_reference(raw: DataFrame, schema: StructType, max_message_bytes: int) -> DataFrame:
-    """Kafka rows routed by the Python reference on the driver, as rows of `schema`."""
-    from datetime import UTC
+    """Kafka rows routed by the Python reference on the driver, as rows of `schema`.
+
+    The rows go back to Spark as an Arrow table, which the JVM reads directly: no Python
+    worker process is started (executors need no Python for this), and timestamps travel
+    as UTC microseconds, never through the machine's local time zone.
+    """
+    from datetime import UTC, timedelta
+    from datetime import datetime as dt
+
+    import pyarrow as pa
+    from pyspark.sql.pandas.types import to_arrow_schema
 
     from movesmart_dagster.contract import validate
 
+    epoch = dt(1970, 1, 1, tzinfo=UTC)
     names = schema.fieldNames()
-    out = []
-    for r in raw.collect():
+    columns: dict[str, list[Any]] = {n: [] for n in names}
+    for r in raw.selectExpr("*", "unix_micros(timestamp) AS timestamp_us").collect():
         record = RECORDS_BY_TOPIC[r["topic"]]
         verdict = validate(record, r["value"], max_bytes=max_message_bytes)
+        kafka_ts = epoch + timedelta(microseconds=r["timestamp_us"])
         row: dict[str, Any] = dict.fromkeys(names)
         row.update(
             kafka_topic=r["topic"],
             kafka_partition=r["partition"],
             kafka_offset=r["offset"],
-            kafka_timestamp=r["timestamp"],
+            kafka_timestamp=kafka_ts,
         )
         if verdict.reason is not None:
-            kafka_ts = r["timestamp"]
-            kafka_utc = kafka_ts.replace(tzinfo=UTC) if kafka_ts.tzinfo is None else kafka_ts.astimezone(UTC)
             row.update(_dest=QUARANTINE_TABLE, reason=verdict.reason, raw_value=r["value"])
-            row[PARTITION_COLUMN] = kafka_utc.date()
+            row[PARTITION_COLUMN] = kafka_ts.date()
         else:
             assert verdict.row is not None
             event_ts = next(verdict.row[f.name] for f in record.fields if f.type is FieldType.TIMESTAMP)
             row.update(_dest=record.table, event_ts=event_ts)
             row[PARTITION_COLUMN] = event_ts.date()  # the reference's timestamps are UTC
             for f in record.fields:
-                value = verdict.row[f.name]
-                if f.type is FieldType.LOCATION and value is not None:
-                    value = (value["latitude"], value["longitude"])
-                row[f"{record.table}__{f.name}"] = value
-        out.append(tuple(row[n] for n in names))
-    return raw.sparkSession.createDataFrame(out, schema, verifySchema=False)
+                row[f"{record.table}__{f.name}"] = verdict.row[f.name]
+        for n in names:
+            columns[n].append(row[n])
+    table = pa.Table.from_pydict(columns, schema=to_arrow_schema(schema, timezone="UTC"))
+    return raw.sparkSession.createDataFrame(table, schema)
 
 
 def table_projection(table: str, ingested_at: datetime) -> list[str]:
