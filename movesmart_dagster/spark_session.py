@@ -31,7 +31,11 @@ def spark_conf(settings: Settings, app_name: str = "movesmart") -> dict[str, str
         "spark.jars": ",".join(spark_jars(settings)),
         "spark.driver.memory": settings.spark_driver_memory,
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        # ParallelGC on the driver (the whole job in local mode): on two cores G1's concurrent
+        # work cost the streaming catch-up ~6% (45.0/46.8 s vs 42.6/44.0 s on 3M events,
+        # interleaved runs); the driver heap is a few GB, so its pauses stay short next to a
+        # 10 s trigger. Executors on a cluster keep the JVM's default.
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:+UseParallelGC",
         "spark.executor.extraJavaOptions": "-Duser.timezone=UTC",
         "spark.sql.shuffle.partitions": "4",
         "spark.ui.showConsoleProgress": "false",
