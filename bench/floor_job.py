@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from movesmart_dagster.schemas import TOPICS  # noqa: E402
 from movesmart_dagster.settings import load_settings  # noqa: E402
 from movesmart_dagster.spark_session import build_spark  # noqa: E402
+from movesmart_dagster.streaming.job import KAFKA_READ_OPTIONS  # noqa: E402
 
 
 def main() -> int:
@@ -28,7 +29,7 @@ def main() -> int:
     try:
         frames = [
             spark.read.format("kafka")
-            .option("kafka.fetch.max.wait.ms", "10")  # as the streaming job
+            .options(**KAFKA_READ_OPTIONS)  # as the streaming job
             .options(**settings.spark_kafka_options())
             .option("subscribe", topic)
             .option("startingOffsets", "earliest")

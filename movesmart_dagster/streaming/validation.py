@@ -37,6 +37,7 @@ below 1e-3 or from 1e7 (`1.0E7` where Python prints `10000000.0`).
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 
 from movesmart_dagster.schemas import (
@@ -428,16 +429,17 @@ def route_topic(df: DataFrame, topic: str, max_message_bytes: int, fast: bool = 
     """
     rules = RULES[topic]
     cap = int(max_message_bytes)
-    table = rules.record.table
     if fast:
         return _route_fast(df, topic, cap)
+    table = rules.record.table
     event_ts = rules.event_time_column()
     # All stages as one SQL statement of nested SELECTs over a view of the source: Spark
     # parses and analyzes it once (a DataFrame per stage would re-analyze the growing
     # plan 45 times, seconds of start-up).
     view = f"__movesmart_exact_{topic}"
     df.createOrReplaceTempView(view)
-    sql = f"SELECT *, CASE WHEN pre_reason IS NULL THEN cast(value AS string) END AS s FROM ({_pre_checks(view, cap)})"
+    pre = _pre_checks(view, cap, refuse_bom=True)
+    sql = f"SELECT *, CASE WHEN pre_reason IS NULL THEN cast(value AS string) END AS s FROM ({pre})"
     for stage in rules.stages():
         cols = ", ".join(f"{expr} AS {rules.c(name)}" for name, expr in stage.items())
         sql = f"SELECT *, {cols} FROM ({sql})"
@@ -446,32 +448,56 @@ def route_topic(df: DataFrame, topic: str, max_message_bytes: int, fast: bool = 
         f"CASE WHEN _reason IS NULL THEN {expr} END AS `{table}__{name}`"
         for name, expr in rules.value_columns()
     ]
-    final = [
-        f"CASE WHEN _reason IS NULL THEN {_lit(table)} ELSE {_lit(QUARANTINE_TABLE)} END AS _dest",
-        "_reason AS reason",
-        f"{_lit(topic)} AS kafka_topic",
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
-        "CASE WHEN _reason IS NOT NULL THEN value END AS raw_value",
-        f"CASE WHEN _reason IS NULL THEN {event_ts} END AS event_ts",
-        # valid rows: the day of the event; quarantined rows: the day Kafka stamped them
-        f"CASE WHEN _reason IS NULL THEN to_date({event_ts}) ELSE to_date(kafka_timestamp) END AS {PARTITION_COLUMN}",
-        *values,
-    ]
-    return df.sparkSession.sql(f"SELECT {', '.join(final)} FROM ({sql})")
+    routed = _routed_select(
+        topic,
+        sql,
+        dest=f"CASE WHEN _reason IS NULL THEN {_lit(table)} ELSE {_lit(QUARANTINE_TABLE)} END",
+        reason="_reason",
+        raw_value="CASE WHEN _reason IS NOT NULL THEN value END",
+        event_ts=f"CASE WHEN _reason IS NULL THEN {event_ts} END",
+        valid="_reason IS NULL",
+        values=values,
+    )
+    return df.sparkSession.sql(routed)
 
 
-def _pre_checks(view: str, cap: int) -> str:
-    """The Kafka columns renamed, and the verdicts that need no parse (null, size, UTF-8)."""
+def _pre_checks(view: str, cap: int, refuse_bom: bool) -> str:
+    """The Kafka columns renamed, and the verdicts that need no parse (null, size, UTF-8).
+
+    refuse_bom: Python's json.loads refuses a leading BOM, Spark's JSON reader skips it, so
+    the exact path checks it here; the fast path leaves such records undecided itself.
+    """
+    bom = (
+        "WHEN substr(value, 1, 3) = X'EFBBBF' THEN 'not_json: value is not UTF-8 JSON' " if refuse_bom else ""
+    )
     return (
         "SELECT partition AS kafka_partition, offset AS kafka_offset, timestamp AS kafka_timestamp, value, "
         "CASE WHEN value IS NULL THEN 'not_json: value is null (tombstone)' "
         f"WHEN octet_length(value) > {cap} THEN concat('oversized: ', octet_length(value), ' bytes > cap {cap}') "
-        "WHEN NOT is_valid_utf8(value) THEN 'not_json: value is not UTF-8 JSON' "
-        # Python's json.loads refuses a leading BOM; Spark's JSON reader would skip it
-        "WHEN substr(value, 1, 3) = X'EFBBBF' THEN 'not_json: value is not UTF-8 JSON' END AS pre_reason "
+        f"WHEN NOT is_valid_utf8(value) THEN 'not_json: value is not UTF-8 JSON' {bom}END AS pre_reason "
         f"FROM {view}"
+    )
+
+
+def _routed_select(
+    topic: str,
+    inner_sql: str,
+    *,
+    dest: str,
+    reason: str,
+    raw_value: str,
+    event_ts: str,
+    valid: str,
+    values: list[str],
+) -> str:
+    """The routed row, one shape for both routings: `_dest`, reason, lineage, raw bytes,
+    event time, `event_date` (valid rows: the event's day; others: the day Kafka stamped
+    them, deterministic on a re-run) and the table's value columns."""
+    return (
+        f"SELECT {dest} AS _dest, {reason} AS reason, {_lit(topic)} AS kafka_topic, "
+        f"kafka_partition, kafka_offset, kafka_timestamp, {raw_value} AS raw_value, {event_ts} AS event_ts, "
+        f"CASE WHEN {valid} THEN to_date({event_ts}) ELSE to_date(kafka_timestamp) END AS {PARTITION_COLUMN}, "
+        f"{', '.join(values)} FROM ({inner_sql})"
     )
 
 
@@ -483,7 +509,7 @@ def _route_fast(df: DataFrame, topic: str, cap: int) -> DataFrame:
     # the UDF runs once per row in its own projection; the outer one only reads its fields
     sql = (
         f"SELECT *, CASE WHEN pre_reason IS NULL THEN {fast_udf_name(topic)}(value) END AS v "
-        f"FROM ({_pre_checks(view, cap)})"
+        f"FROM ({_pre_checks(view, cap, refuse_bom=False)})"
     )
     ts_field = next(f.name for f in record.fields if f.type is FieldType.TIMESTAMP)
     event_ts = f"timestamp_micros(v.{_q(ts_field)})"
@@ -492,20 +518,18 @@ def _route_fast(df: DataFrame, topic: str, cap: int) -> DataFrame:
         + f" AS `{table}__{f.name}`"
         for f in record.fields
     ]
-    final = [
-        f"CASE WHEN pre_reason IS NOT NULL THEN {_lit(QUARANTINE_TABLE)} "
-        f"WHEN v IS NULL THEN {_lit(EXACT_DEST)} ELSE {_lit(table)} END AS _dest",
-        "pre_reason AS reason",
-        f"{_lit(topic)} AS kafka_topic",
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
-        "CASE WHEN v IS NULL THEN value END AS raw_value",
-        f"{event_ts} AS event_ts",
-        f"CASE WHEN v IS NOT NULL THEN to_date({event_ts}) ELSE to_date(kafka_timestamp) END AS {PARTITION_COLUMN}",
-        *values,
-    ]
-    return df.sparkSession.sql(f"SELECT {', '.join(final)} FROM ({sql})")
+    routed = _routed_select(
+        topic,
+        sql,
+        dest=f"CASE WHEN pre_reason IS NOT NULL THEN {_lit(QUARANTINE_TABLE)} "
+        f"WHEN v IS NULL THEN {_lit(EXACT_DEST)} ELSE {_lit(table)} END",
+        reason="pre_reason",
+        raw_value="CASE WHEN v IS NULL THEN value END",
+        event_ts=event_ts,
+        valid="v IS NOT NULL",
+        values=values,
+    )
+    return df.sparkSession.sql(routed)
 
 
 # --- the JVM fast path ---------------------------------------------------------------------
@@ -553,7 +577,7 @@ def register_fast_contract(spark: SparkSession) -> None:
     jvm = spark._jvm  # type: ignore[attr-defined]
     for record in RECORDS:
         try:
-            udf = jvm.io.movesmart.spark.FastContract(fast_contract_spec(record))
+            udf = functools.reduce(getattr, FAST_CONTRACT_CLASS.split("."), jvm)(fast_contract_spec(record))
         except TypeError as err:  # py4j: the class is not on the classpath
             raise RuntimeError(
                 f"{FAST_CONTRACT_CLASS} is not on Spark's classpath (movesmart-spark-contract.jar): run `make setup`"
@@ -585,9 +609,12 @@ def route(
     )
     if not two_pass:
         return routed
-    decided = routed.where(routed._dest != EXACT_DEST)
-    exact = reroute_exact(routed, max_message_bytes, by_reference=by_reference)
-    return decided.unionByName(exact, allowMissingColumns=True)
+    return with_exact(routed, reroute_exact(routed, max_message_bytes, by_reference=by_reference))
+
+
+def with_exact(routed: DataFrame, exact: DataFrame) -> DataFrame:
+    """A fast pass's decided rows together with the exact path's verdicts on the rest."""
+    return routed.where(routed._dest != EXACT_DEST).unionByName(exact, allowMissingColumns=True)
 
 
 def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool = False) -> DataFrame:
@@ -595,8 +622,8 @@ def reroute_exact(routed: DataFrame, max_message_bytes: int, by_reference: bool 
 
     by_reference: judge them on the driver with `contract.validate` itself, which costs
     far less than planning the exact SQL when they are few (the usual case: the odd and
-    the broken records; the job's limit is `MOVESMART_DRIVER_VALIDATION_MAX_ROWS`); many (a whole stream in an unusual
-    dialect) go through that SQL on the executors.
+    the broken records; the job's limit is `MOVESMART_DRIVER_VALIDATION_MAX_ROWS`); many
+    (a whole stream in an unusual dialect) go through that SQL on the executors.
     """
     raw = routed.where(routed._dest == EXACT_DEST).selectExpr(
         "kafka_topic AS topic",

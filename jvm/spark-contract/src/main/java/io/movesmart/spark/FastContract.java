@@ -90,7 +90,12 @@ public final class FastContract implements UDF1<byte[], Row> {
   public Row call(byte[] value) {
     if (value == null || value.length == 0) return null;
     // Python's json.loads rejects a UTF-8 BOM; Jackson would skip it
-    if (value.length >= 3 && (value[0] & 0xff) == 0xEF && (value[1] & 0xff) == 0xBB) return null;
+    if (value.length >= 3
+        && (value[0] & 0xff) == 0xEF
+        && (value[1] & 0xff) == 0xBB
+        && (value[2] & 0xff) == 0xBF) {
+      return null;
+    }
     if (factory == null) factory = new JsonFactory();
     try (JsonParser p = factory.createParser(value)) {
       return decide(p);
