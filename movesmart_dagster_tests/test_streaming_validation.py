@@ -170,17 +170,10 @@ def routed(request: pytest.FixtureRequest, kafka_rows) -> list:  # noqa: ANN001
 
 
 def test_fast_pass_decides_plain_rows_and_leaves_the_rest(kafka_rows) -> None:  # noqa: ANN001
-    from movesmart_dagster.streaming.validation import (
-        EXACT_DEST,
-        register_fast_contract,
-        route_topic,
-        union_routed,
-    )
+    from movesmart_dagster.streaming.validation import EXACT_DEST, register_fast_contract, route_fast
 
     register_fast_contract(kafka_rows.sparkSession)
-    fast = union_routed(
-        [route_topic(kafka_rows.where(kafka_rows.topic == t), t, CAP, fast=True) for t in RECORDS_BY_TOPIC]
-    )
+    fast = route_fast(kafka_rows, CAP)
     by_dest = {r["_dest"]: r["count"] for r in fast.groupBy("_dest").count().collect()}
     assert sum(by_dest.values()) == len(ITEMS)
     # the corpus is mostly odd payloads: most go the exact way; plainly valid rows are

@@ -8,6 +8,7 @@ import sys
 import click
 
 from movesmart_dagster.cli import settings_from_context
+from movesmart_dagster.streaming.job import DEFAULT_MAX_OFFSETS
 
 
 @click.command()
@@ -15,9 +16,9 @@ from movesmart_dagster.cli import settings_from_context
 @click.option(
     "--max-offsets-per-trigger",
     type=click.IntRange(min=0),
-    default=1_000_000,
+    default=DEFAULT_MAX_OFFSETS,
     show_default=True,
-    help="Cap of Kafka records per micro-batch (split over the five topics); 0: no cap.",
+    help="Cap of Kafka records per micro-batch (all topics together); 0: no cap.",
 )
 @click.option("--available-now", is_flag=True, help="Drain what Kafka holds now, then exit 0.")
 @click.option("--checkpoint", default=None, help="Checkpoint URI [default: <checkpoint root>/stream].")

@@ -4,11 +4,10 @@ Run it as `movesmart stream`, `python -m movesmart_dagster.streaming.job` or
 `spark-submit --jars <.jars/spark/*> movesmart_dagster/streaming/job.py` (same flags).
 
 Design, and why:
-- ONE streaming query, one checkpoint. It has five Kafka sources (one per topic) whose
-  rows are validated by their own record's rules *before* a union, so each row meets only
-  its schema's expressions and each branch stays narrow enough for whole-stage codegen.
-  A failure anywhere fails the query and the process (exit 1) — the seed ran five
-  queries and waited on the last, so a dead query went unnoticed.
+- ONE streaming query, one checkpoint, one Kafka source subscribed to the five topics
+  (one offset fetch per trigger, one scan). A failure anywhere fails the query and the
+  process (exit 1) — the seed ran five queries and waited on the last, so a dead query
+  went unnoticed.
 - Validation at the edge (`validation.py`), in two passes. In the streaming plan, a Java
   UDF (`io.movesmart.spark.FastContract`, jvm/spark-contract) reads each record once and
   returns its typed values when it is plainly valid; everything else (broken, odd or
@@ -20,6 +19,12 @@ Design, and why:
   kafka_timestamp, ingested_at`) or in `quarantine` (the bytes as received and a reason
   `code: detail`). Valid rows are partitioned by the event's UTC date, quarantined rows
   by the date of their Kafka timestamp (deterministic on a re-run).
+- Each batch is read from Kafka once and cached, narrow: the fast path's values stay one
+  struct per table until after the cache (`validation.unpack`), ~110 bytes per record.
+  Every cached partition holds one topic partition, so each table's write skips the
+  other topics' partitions by the cache's column statistics. Bigger batches pay the
+  per-batch planning less often: the default cap (`DEFAULT_MAX_OFFSETS`) is sized to
+  the cache, not to the trigger.
 - `foreachBatch` writes each batch through `committer.BatchCommitter`: staging under
   `_staging/`, a manifest, deterministic final names, moves — all before the function
   returns and Spark commits the batch. See committer.py for the crash analysis: readers
@@ -39,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import math
 import os
 import re
 import signal
@@ -51,7 +55,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from movesmart_dagster.schemas import ALL_TABLES, PARTITION_COLUMN, QUARANTINE_TABLE, TABLES, TOPICS
+from movesmart_dagster.schemas import ALL_TABLES, PARTITION_COLUMN, QUARANTINE_TABLE, RECORDS, TABLES, TOPICS
 from movesmart_dagster.settings import Settings, SettingsError, load_settings
 from movesmart_dagster.streaming import progress
 from movesmart_dagster.streaming.committer import BatchCommitter, HadoopFS
@@ -59,9 +63,9 @@ from movesmart_dagster.streaming.validation import (
     EXACT_DEST,
     register_fast_contract,
     reroute_exact,
-    route_topic,
+    route_fast,
     table_projection,
-    union_routed,
+    unpack,
     with_exact,
 )
 
@@ -70,6 +74,7 @@ if TYPE_CHECKING:
     from pyspark.sql.streaming import StreamingQuery
 
 QUERY_NAME = "movesmart-stream"
+TABLE_TOPICS = {r.table: r.topic for r in RECORDS}
 FAULT_ENV = "MOVESMART_FAULT_POINT"
 FAULT_POINTS = ("start", "after_stage", "after_manifest", "mid_move", "after_move")
 
@@ -94,7 +99,11 @@ JOB_SPARK_CONF: dict[str, str] = {
 # a task reads a known offset range: when its consumer prefetches past the range end, the
 # broker would hold that fetch for the default 500 ms (reading 3M records: 8.6 s -> 3.0 s)
 KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.fetch.max.wait.ms": "10"}
-DEFAULT_MAX_OFFSETS = 1_000_000  # per micro-batch: bounds the cached batch (~0.5 GB)
+# Records per micro-batch (all topics): bounds the cached batch, ~110 bytes per record,
+# ~0.55 GB at 5M in the default 2 GB driver (5M in one batch: peak RSS 2.4 GB). A catch-up
+# in big batches pays the per-batch planning and task start-up less often: 3M records took
+# 39.6 s in 1M batches, 29.4 s in one (2 cores).
+DEFAULT_MAX_OFFSETS = 5_000_000
 
 
 _INTERVAL = re.compile(r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)\s*$", re.IGNORECASE)
@@ -206,25 +215,24 @@ class StreamJob:
             self._spark = build_spark(self.settings, self.options.app_name, extra=JOB_SPARK_CONF)
         return self._spark
 
-    def source(self, topic: str) -> DataFrame:
+    def source(self) -> DataFrame:
+        """The five topics through one Kafka source: one offset fetch per trigger, one scan."""
         reader = (
             self.spark.readStream.format("kafka")
             .options(**KAFKA_READ_OPTIONS)
             .options(**self.settings.spark_kafka_options())
-            .option("subscribe", topic)
+            .option("subscribe", ",".join(TOPICS))
             .option("startingOffsets", "earliest")
             .option("kafka.max.partition.fetch.bytes", str(8 << 20))
             .option("includeHeaders", "false")
         )
         if self.options.max_offsets_per_trigger:
-            per_topic = math.ceil(self.options.max_offsets_per_trigger / len(TOPICS))
-            reader = reader.option("maxOffsetsPerTrigger", str(per_topic))
+            reader = reader.option("maxOffsetsPerTrigger", str(self.options.max_offsets_per_trigger))
         return reader.load()
 
     def routed_stream(self) -> DataFrame:
-        cap = self.settings.max_message_bytes
         register_fast_contract(self.spark)
-        return union_routed([route_topic(self.source(t), t, cap, fast=True) for t in TOPICS])
+        return route_fast(self.source(), self.settings.max_message_bytes)
 
     def _query_id_from_checkpoint(self) -> str:
         """The query id Spark keeps in `<checkpoint>/metadata` (stable across restarts)."""
@@ -247,6 +255,7 @@ class StreamJob:
         from pyspark.sql import functions as F
 
         t0 = time.monotonic()
+        self.phases = {}
         started = datetime.now(UTC)
         committer = self.committer()
         spark = self.spark
@@ -256,8 +265,9 @@ class StreamJob:
 
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            stats = _stats(batch)
-            routed = batch
+            routed = unpack(batch)
+            stats = _stats(routed)
+            self.phases["read"] = time.monotonic() - t0
             n_exact = sum(r["n"] for r in stats if r["_dest"] == EXACT_DEST)
             if n_exact:
                 # second pass: the rows the fast path could not vouch for (few, as a rule),
@@ -268,19 +278,23 @@ class StreamJob:
                     + ("(contract.validate on the driver)" if on_driver else "(Spark SQL on the executors)")
                 )
                 exact = (
-                    reroute_exact(batch, self.settings.max_message_bytes, by_reference=on_driver)
+                    reroute_exact(routed, self.settings.max_message_bytes, by_reference=on_driver)
                     .coalesce(max(1, min(spark.sparkContext.defaultParallelism, n_exact // 100_000)))
                     .localCheckpoint(eager=True)
                 )
                 stats = [r for r in stats if r["_dest"] != EXACT_DEST] + _stats(exact)
-                routed = with_exact(batch, exact)
-            self.phases["validate"] = time.monotonic() - t0
+                routed = with_exact(routed, exact)
+            self.phases["exact"] = time.monotonic() - t0 - self.phases["read"]
             tables = sorted({r["_dest"] for r in stats})
 
             def stage(table: str) -> None:
+                rows = routed.where(F.col("_dest") == table)
+                if table in TABLE_TOPICS:
+                    # every cached partition holds one topic, and the cache keeps each column's
+                    # min/max: this predicate skips the other topics' partitions unread
+                    rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
                 (
-                    routed.where(F.col("_dest") == table)
-                    .selectExpr(*table_projection(table, started))
+                    rows.selectExpr(*table_projection(table, started))
                     .write.mode("append")
                     .partitionBy(PARTITION_COLUMN)
                     .parquet(committer.staging_dir(table, batch_id))
@@ -293,7 +307,7 @@ class StreamJob:
                     future.result()
         finally:
             batch.unpersist()
-        self.phases["stage"] = time.monotonic() - t0 - self.phases["validate"]
+        self.phases["stage"] = time.monotonic() - t0 - sum(self.phases.values())
         self.fault.hit("after_stage", batch_id, spark)
 
         moves = committer.plan(tables, batch_id)
@@ -308,7 +322,7 @@ class StreamJob:
         committer.apply(batch_id, moves, previous, on_progress=on_move if moves else None)
         self.fault.hit("after_move", batch_id, spark)
         committer.finish(tables, batch_id)
-        self.phases["commit"] = time.monotonic() - t0 - self.phases["validate"] - self.phases["stage"]
+        self.phases["commit"] = time.monotonic() - t0 - sum(self.phases.values())
 
         report = self._progress(batch_id, started, t0, stats, moves)
         self._publish(report)
