@@ -73,22 +73,21 @@ def machine() -> dict[str, object]:
 class Outputs:
     """Lists Parquet files of a job's output as they appear; reads each new one once."""
 
-    def __init__(self, roots: list[Path], skip_hidden_dirs: bool) -> None:
+    def __init__(self, roots: list[Path]) -> None:
         self.roots = roots
-        self.skip = skip_hidden_dirs
         self.seen: dict[Path, int] = {}
         self.rows = 0
 
     def files(self) -> list[Path]:
+        """Parquet files outside `_`/`.` directories, as readers list them. The walk never
+        enters those (a job's temporary directories come and go while we list)."""
         out = []
         for root in self.roots:
-            if not root.exists():
-                continue
-            for p in root.rglob("*.parquet"):
-                rel = p.relative_to(root).parts
-                if any(part.startswith(("_", ".")) for part in rel):
-                    continue
-                out.append(p)
+            for parent, dirs, names in os.walk(root):  # vanished directories are skipped
+                dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+                out += [
+                    Path(parent, n) for n in names if n.endswith(".parquet") and not n.startswith(("_", "."))
+                ]
         return out
 
     def poll(self, columns: list[str] | None = None) -> list[tuple[float, object]]:
@@ -179,7 +178,7 @@ def catch_up_ours(env: dict[str, str], home: Path, total: int) -> dict:
     (home / "ours-catchup.log").write_text(proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-3000:])
-    out = Outputs([home / "warehouse"], skip_hidden_dirs=True)
+    out = Outputs([home / "warehouse"])
     out.poll()
     if out.rows != total:
         raise RuntimeError(f"ours landed {out.rows} rows of {total}")
@@ -203,7 +202,7 @@ def catch_up_floor(env: dict[str, str], total: int) -> dict:
 
 
 def catch_up_seed(env: dict[str, str], out_dir: Path, total: int, driver_memory: str, limit_s: float) -> dict:
-    out = Outputs([out_dir / "data"], skip_hidden_dirs=True)
+    out = Outputs([out_dir / "data"])
     t0 = time.time()
     proc = spawn(seed_cmd(env, out_dir, driver_memory), env, out_dir.parent / "seed-catchup.log")
     try:
@@ -233,7 +232,7 @@ def latency(
     env: dict[str, str], job: list[str], roots: list[Path], log_file: Path, rate: int, window: int, seed: int
 ) -> dict:
     """Start the job, wait until its output stops growing, then produce at `rate` for `window` s."""
-    out = Outputs(roots, skip_hidden_dirs=True)
+    out = Outputs(roots)
     out.poll()
     proc = spawn(job, env, log_file)
     try:
@@ -341,6 +340,16 @@ def write_results(result: dict) -> None:
         ),
         ("catch-up, seconds", f"{c['ours']['seconds']}", f"{c['seed']['seconds']}", ""),
     ]
+    no_cds = c.get("ours_no_cds")
+    if no_cds:
+        rows.append(
+            (
+                "ours without the class-data archive, events/s (s)",
+                f"{no_cds['events_per_s']:,} ({no_cds['seconds']})",
+                "",
+                "`MOVESMART_SPARK_CDS=false`; the seed job maps none",
+            )
+        )
     if floor:
         rows.append(
             (
@@ -389,6 +398,8 @@ def chart(result: dict) -> None:
         ("ours", c["ours"]["events_per_s"], "#2b7bba"),
         ("seed job", c["seed"]["events_per_s"], "#999999"),
     ]
+    if c.get("ours_no_cds"):
+        bars.insert(1, ("ours, no\nCDS archive", c["ours_no_cds"]["events_per_s"], "#7fb3d5"))
     if c.get("floor"):
         bars.append(("floor:\nread only", c["floor"]["events_per_s"], "#d5d8dc"))
     a1.bar([b[0] for b in bars], [b[1] for b in bars], color=[b[2] for b in bars])
@@ -490,6 +501,14 @@ def main() -> int:
         log("catch-up: ours (--available-now)")
         ours = catch_up_ours(env, home, total)
         log(f"  ours: {ours}")
+        # the same job without the driver's class-data archive (built by `make setup`): what
+        # the archive is worth, and ours on the seed's footing (the seed maps none)
+        log("catch-up: ours without the class-data archive (MOVESMART_SPARK_CDS=false)")
+        no_cds_home = home / "no-cds"
+        no_cds_home.mkdir()
+        no_cds_env = {**env, "MOVESMART_HOME": str(no_cds_home), "MOVESMART_SPARK_CDS": "false"}
+        ours_no_cds = catch_up_ours(no_cds_env, no_cds_home, total)
+        log(f"  ours without the archive: {ours_no_cds}")
         log("catch-up: seed job")
         seed_out = home / "seed"
         seed_res = catch_up_seed(env, seed_out, total, args.driver_memory, limit_s=1800)
@@ -497,7 +516,7 @@ def main() -> int:
         log("catch-up floor: Spark start + one read of every record, no parse, no write")
         floor = catch_up_floor(env, total)
         log(f"  floor: {floor}")
-        result["catch_up"] = {"ours": ours, "seed": seed_res, "floor": floor}
+        result["catch_up"] = {"ours": ours, "ours_no_cds": ours_no_cds, "seed": seed_res, "floor": floor}
 
         log(f"latency: ours, trigger {args.trigger} s, {args.rate} events/s for {args.window} s")
         ours_lat = latency(

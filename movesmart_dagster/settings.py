@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # --- Spark --------------------------------------------------------------------------
     spark_master: str = Field("local[*]", alias="MOVESMART_SPARK_MASTER")
     spark_driver_memory: str = Field("2g", alias="MOVESMART_SPARK_DRIVER_MEMORY")
+    # map the driver's class-data archive (`make setup` builds it; see spark_cds.py)
+    spark_cds: bool = Field(True, alias="MOVESMART_SPARK_CDS")
     # the streaming job quarantines (`oversized`) Kafka values larger than this, unparsed
     max_message_bytes: int = Field(1_048_576, alias="MOVESMART_MAX_MESSAGE_BYTES", ge=1)
     # records per batch the fast path cannot vouch for that the driver judges with the
@@ -241,6 +243,10 @@ class Settings(BaseSettings):
     @property
     def spark_jars_dir(self) -> Path:
         return self.jars_dir / "spark"
+
+    @property
+    def spark_cds_archive(self) -> Path:
+        return self.jars_dir / "spark-driver.jsa"
 
     def kafka_client_config(self) -> dict[str, str]:
         """librdkafka (confluent-kafka) security settings; empty for PLAINTEXT."""

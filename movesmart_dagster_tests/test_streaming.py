@@ -90,7 +90,7 @@ def drained(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def test_undecided_records_took_the_configured_path(drained: dict) -> None:
-    lines = [line for line in drained["run"].stderr.splitlines() if "for the exact rules" in line]
+    lines = [line for line in drained["run"].stderr.splitlines() if "judged by the exact rules" in line]
     assert lines, "no batch had records for the exact rules"
     want = "contract.validate on the driver" if drained["mode"] == "exact_on_driver" else "Spark SQL"
     assert all(want in line for line in lines), lines

@@ -4,13 +4,16 @@ Readers that list files (DuckDB, Athena, Redshift Spectrum, Glue crawlers) never
 Spark's `_spark_metadata`, and they skip every path component that starts with `_` or
 `.`. So a batch is written where they do not look and then moved where they do:
 
-1. stage    Spark writes batch B of table T to `<T>/_staging/batch=B/event_date=D/...`
-            (its own commit protocol; a failed attempt's leftovers there are deleted first).
+1. stage    Spark writes batch B of table T to `<T>/_staging/batch=B/event_date=D/...`,
+            and the rows of the exact path (the second validation pass) in a write of their
+            own to `<T>/_staging/batch=B/_exact/event_date=D/...` (Spark's own commit
+            protocol; a failed attempt's leftovers there are deleted first).
 2. manifest The list of moves `staged file -> <T>/event_date=D/part-<q>-b<B>-<task>-<n>.parquet`
             is written to `<warehouse>/_manifests/<q>/batch-<B>.json` (tmp + rename).
             Final names are deterministic: `<q>` is the streaming query id (stable for a
-            checkpoint), `<task>` is Spark's partition index, which for a re-run of batch B
-            (same offsets, same Kafka partitions, same order) holds the same rows.
+            checkpoint), `<task>` is Spark's partition index (prefixed `x` for the exact
+            path's write), which for a re-run of batch B (same offsets, same Kafka
+            partitions, same order) holds the same rows.
 3. move     Each staged file is renamed to its final name (S3: copy + delete; one object
             appears whole or not at all). If the final name already exists it was moved by
             a failed attempt of this same batch and holds the same rows: it is kept and the
@@ -45,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+SECOND_PASS_DIR = "_exact"  # inside a batch's staging dir: the exact path's own write
 _STAGED = re.compile(r"^part-(\d+)-[0-9a-f\-]+\.c(\d+)((?:\.[a-z0-9]+)*)\.parquet$")
 
 
@@ -131,18 +135,22 @@ class BatchCommitter:
         self.tag = query_id.replace("-", "")[:12]
 
     # --- paths ---------------------------------------------------------------------------
-    def staging_dir(self, table: str, batch_id: int) -> str:
-        return f"{self.warehouse}/{table}/_staging/batch={batch_id}"
+    def staging_dir(self, table: str, batch_id: int, second_pass: bool = False) -> str:
+        """Where batch B of a table is staged; second_pass: the rows of the exact path, a
+        write of their own (running while the fast path's rows are written)."""
+        base = f"{self.warehouse}/{table}/_staging/batch={batch_id}"
+        return f"{base}/{SECOND_PASS_DIR}" if second_pass else base
 
     def manifest_path(self, batch_id: int) -> str:
         return f"{self.warehouse}/_manifests/{self.query_id}/batch-{batch_id}.json"
 
-    def final_name(self, staged_name: str, batch_id: int) -> str:
+    def final_name(self, staged_name: str, batch_id: int, second_pass: bool = False) -> str:
         m = _STAGED.match(staged_name)
         if not m:
             raise ValueError(f"unexpected staged file name {staged_name!r}")
         task, count, codec = m.group(1), m.group(2), m.group(3)
-        return f"part-{self.tag}-b{batch_id:010d}-{task}-{count}{codec}.parquet"
+        mark = "x" if second_pass else ""  # the two writes number their tasks alike
+        return f"part-{self.tag}-b{batch_id:010d}-{mark}{task}-{count}{codec}.parquet"
 
     # --- protocol ------------------------------------------------------------------------
     def prepare(self, tables: Iterable[str], batch_id: int) -> None:
@@ -153,11 +161,12 @@ class BatchCommitter:
     def plan(self, tables: Iterable[str], batch_id: int) -> list[Move]:
         moves = []
         for table in tables:
-            staging = self.staging_dir(table, batch_id)
-            for src in self.fs.glob(f"{staging}/*=*/part-*.parquet"):
-                partition = src.rsplit("/", 2)[-2]
-                name = self.final_name(src.rsplit("/", 1)[-1], batch_id)
-                moves.append(Move(table, src, f"{self.warehouse}/{table}/{partition}/{name}"))
+            for second_pass in (False, True):
+                staging = self.staging_dir(table, batch_id, second_pass)
+                for src in self.fs.glob(f"{staging}/*=*/part-*.parquet"):
+                    partition = src.rsplit("/", 2)[-2]
+                    name = self.final_name(src.rsplit("/", 1)[-1], batch_id, second_pass)
+                    moves.append(Move(table, src, f"{self.warehouse}/{table}/{partition}/{name}"))
         return moves
 
     def previous_moves(self, batch_id: int) -> list[Move] | None:

@@ -14,8 +14,10 @@ Design, and why:
   merely unusual) is marked `_exact`. In `foreachBatch`, those few rows are judged by the
   contract itself: `contract.validate` on the driver (up to
   `MOVESMART_DRIVER_VALIDATION_MAX_ROWS` per batch), or the rules as Spark SQL on the
-  executors beyond that. A test runs one corpus through all three ways and the reference. Every Kafka record becomes exactly one row:
-  in its table (typed columns + lineage `kafka_topic, kafka_partition, kafka_offset,
+  executors beyond that — while the fast path's valid rows are already being written
+  (the second pass has its own scheduler pool, so its small jobs do not queue behind the
+  writes). A test runs one corpus through all three ways and the reference. Every Kafka
+  record becomes exactly one row: in its table (typed columns + lineage `kafka_topic, kafka_partition, kafka_offset,
   kafka_timestamp, ingested_at`) or in `quarantine` (the bytes as received and a reason
   `code: detail`). Valid rows are partitioned by the event's UTC date, quarantined rows
   by the date of their Kafka timestamp (deterministic on a re-run).
@@ -32,7 +34,7 @@ Design, and why:
 - Progress: after the moves, one JSON line per batch in `settings.progress_log`
   (`progress.py`) and, under Dagster Pipes, the same dict as a custom message.
 - Operation: `--trigger-interval` (default 10 seconds), `--max-offsets-per-trigger`
-  (split over the five topics), `--available-now` drains what Kafka holds and exits 0;
+  (all topics together), `--available-now` drains what Kafka holds and exits 0;
   SIGTERM/SIGINT stop the query between batches (a batch caught mid-way is re-run on the
   next start, harmlessly). A new checkpoint starts from the earliest offsets.
 - Fault injection for tests: `MOVESMART_FAULT_POINT=<point>:batch=<id>` kills the driver's
@@ -87,6 +89,9 @@ JOB_SPARK_CONF: dict[str, str] = {
     "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
     "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     "spark.sql.streaming.metricsEnabled": "false",
+    # jobs of different scheduler pools share the cores (the second validation pass runs
+    # beside the writes of the first pass's rows); within a pool, first come first served
+    "spark.scheduler.mode": "FAIR",
     # INT64 UTC timestamps (not Spark's legacy INT96): what DuckDB, Athena and Spectrum expect
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # the batch is cached once and read by six writes: plain columns build faster
@@ -269,26 +274,9 @@ class StreamJob:
             stats = _stats(routed)
             self.phases["read"] = time.monotonic() - t0
             n_exact = sum(r["n"] for r in stats if r["_dest"] == EXACT_DEST)
-            if n_exact:
-                # second pass: the rows the fast path could not vouch for (few, as a rule),
-                # materialized once with its plan cut off, so the writes plan a small union
-                on_driver = n_exact <= self.settings.driver_validation_max_rows
-                log(
-                    f"batch {batch_id}: {n_exact} record(s) for the exact rules "
-                    + ("(contract.validate on the driver)" if on_driver else "(Spark SQL on the executors)")
-                )
-                exact = (
-                    reroute_exact(routed, self.settings.max_message_bytes, by_reference=on_driver)
-                    .coalesce(max(1, min(spark.sparkContext.defaultParallelism, n_exact // 100_000)))
-                    .localCheckpoint(eager=True)
-                )
-                stats = [r for r in stats if r["_dest"] != EXACT_DEST] + _stats(exact)
-                routed = with_exact(routed, exact)
-            self.phases["exact"] = time.monotonic() - t0 - self.phases["read"]
-            tables = sorted({r["_dest"] for r in stats})
 
-            def stage(table: str) -> None:
-                rows = routed.where(F.col("_dest") == table)
+            def stage(rows: DataFrame, table: str, second_pass: bool = False) -> None:
+                rows = rows.where(F.col("_dest") == table)
                 if table in TABLE_TOPICS:
                     # every cached partition holds one topic, and the cache keeps each column's
                     # min/max: this predicate skips the other topics' partitions unread
@@ -297,13 +285,27 @@ class StreamJob:
                     rows.selectExpr(*table_projection(table, started))
                     .write.mode("append")
                     .partitionBy(PARTITION_COLUMN)
-                    .parquet(committer.staging_dir(table, batch_id))
+                    .parquet(committer.staging_dir(table, batch_id, second_pass))
                 )
 
-            # the tables' writes are independent Spark jobs over the cached batch: run them
-            # side by side so no core idles while one job waits on its last task
-            with ThreadPoolExecutor(max_workers=max(1, len(tables))) as pool:
-                for future in [pool.submit(stage, t) for t in tables]:
+            # the writes are independent Spark jobs over the cached batch: side by side, so no
+            # core idles while one job waits on its last task. The fast path's valid rows are
+            # written while the driver judges the rest; quarantine waits for both passes.
+            with ThreadPoolExecutor(max_workers=2 * len(ALL_TABLES)) as pool:
+                fast_tables = sorted({r["_dest"] for r in stats} - {EXACT_DEST, QUARANTINE_TABLE})
+                writes = [pool.submit(stage, routed, t) for t in fast_tables]
+                quarantined = routed
+                if n_exact:
+                    exact = self._second_pass(routed, n_exact, batch_id)
+                    exact_stats = _stats(exact)
+                    stats = [r for r in stats if r["_dest"] != EXACT_DEST] + exact_stats
+                    for t in sorted({r["_dest"] for r in exact_stats} - {QUARANTINE_TABLE}):
+                        writes.append(pool.submit(stage, exact, t, True))
+                    quarantined = with_exact(routed, exact)
+                tables = sorted({r["_dest"] for r in stats})
+                if QUARANTINE_TABLE in tables:
+                    writes.append(pool.submit(stage, quarantined, QUARANTINE_TABLE))
+                for future in writes:
                     future.result()
         finally:
             batch.unpersist()
@@ -327,6 +329,29 @@ class StreamJob:
         report = self._progress(batch_id, started, t0, stats, moves)
         self._publish(report)
         self.batches += 1
+
+    def _second_pass(self, routed: DataFrame, n_exact: int, batch_id: int) -> DataFrame:
+        """The rows the fast path could not vouch for (few, as a rule), judged by the exact
+        rules and materialized with their plan cut off, so the writes plan a small union."""
+        t0 = time.monotonic()
+        on_driver = n_exact <= self.settings.driver_validation_max_rows
+        sc = self.spark.sparkContext
+        # its own scheduler pool: its small jobs share the cores with the running writes
+        # instead of queueing behind them (the quarantine write waits for this pass)
+        sc.setLocalProperty("spark.scheduler.pool", "second_pass")
+        try:
+            exact = (
+                reroute_exact(routed, self.settings.max_message_bytes, by_reference=on_driver)
+                .coalesce(max(1, min(sc.defaultParallelism, n_exact // 100_000)))
+                .localCheckpoint(eager=True)
+            )
+        finally:
+            sc.setLocalProperty("spark.scheduler.pool", None)
+        log(
+            f"batch {batch_id}: {n_exact} record(s) judged by the exact rules in {time.monotonic() - t0:.1f}s "
+            + ("(contract.validate on the driver)" if on_driver else "(Spark SQL on the executors)")
+        )
+        return exact
 
     def _progress(
         self, batch_id: int, started: datetime, t0: float, stats: list[Any], moves: list[Any]
