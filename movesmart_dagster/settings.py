@@ -156,6 +156,14 @@ class Settings(BaseSettings):
             raise ValueError("expected local[*], local[N], spark://host:port, yarn or k8s://...")
         return value
 
+    @field_validator("spark_driver_memory")
+    @classmethod
+    def _check_memory(cls, value: str) -> str:
+        # a JVM heap size (Spark passes it to the driver JVM as -Xmx)
+        if not re.match(r"^[1-9]\d*[kKmMgGtT]?$", value.strip()):
+            raise ValueError("expected a JVM heap size such as 512m or 2g")
+        return value.strip()
+
     @field_validator("analytics_start_date")
     @classmethod
     def _check_start_date(cls, value: str) -> str:

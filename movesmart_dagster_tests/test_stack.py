@@ -114,6 +114,8 @@ def test_port_taken_gives_one_line_error(tmp_path):
         ("MOVESMART_KAFKA_CONTROLLER_PORT", "ninety"),
         ("MOVESMART_WAREHOUSE", "ftp://somewhere"),
         ("MOVESMART_SPARK_MASTER", "mesos://old"),
+        ("MOVESMART_SPARK_DRIVER_MEMORY", "2gb"),
+        ("MOVESMART_SPARK_CDS", "sometimes"),
         ("MOVESMART_REDSHIFT_IAM_ROLE", "not-an-arn"),
     ],
 )

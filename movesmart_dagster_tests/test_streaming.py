@@ -191,6 +191,24 @@ def test_lineage_types_and_partitions(drained: dict) -> None:
     assert list_partitions(settings, "vehicle_data") == ["2024-06-03"]
 
 
+def test_dictionary_encoding_only_where_values_repeat(drained: dict) -> None:
+    import pyarrow.parquet as pq
+
+    settings: Settings = drained["settings"]
+    warehouse = Path(settings.warehouse.removeprefix("file://"))
+    files = sorted((warehouse / "weather_data").glob("event_date=*/*.parquet"))
+    assert files
+    meta = pq.ParquetFile(files[0]).metadata.row_group(0)
+    encodings = {meta.column(i).path_in_schema: meta.column(i).encodings for i in range(meta.num_columns)}
+    dictionary = {path for path, enc in encodings.items() if any("DICTIONARY" in e for e in enc)}
+    # doubles, bigints and timestamps plain; repeating strings and ints by dictionary (the
+    # writer itself drops it where it does not pay, e.g. unique ids)
+    assert {"location.latitude", "temperature", "kafka_offset", "timestamp", "ingested_at"}.isdisjoint(
+        dictionary
+    )
+    assert {"deviceId", "weatherCondition", "kafka_topic", "kafka_partition"} <= dictionary
+
+
 def test_progress_log_accounts_for_every_row(drained: dict) -> None:
     settings: Settings = drained["settings"]
     lines = list(iter_all(settings.progress_log))

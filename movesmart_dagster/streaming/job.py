@@ -57,7 +57,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from movesmart_dagster.schemas import ALL_TABLES, PARTITION_COLUMN, QUARANTINE_TABLE, RECORDS, TABLES, TOPICS
+from movesmart_dagster.schemas import (
+    ALL_TABLES,
+    PARTITION_COLUMN,
+    QUARANTINE_TABLE,
+    RECORDS,
+    TABLES,
+    TOPICS,
+    columns_for_table,
+)
 from movesmart_dagster.settings import Settings, SettingsError, load_settings
 from movesmart_dagster.streaming import progress
 from movesmart_dagster.streaming.committer import BatchCommitter, HadoopFS
@@ -109,6 +117,23 @@ KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.fetch.max.wait.ms": "10"}
 # in big batches pays the per-batch planning and task start-up less often: 3M records took
 # 39.6 s in 1M batches, 29.4 s in one (2 cores).
 DEFAULT_MAX_OFFSETS = 5_000_000
+_UNREPEATED_TYPES = ("double", "bigint", "timestamp")
+
+
+def parquet_options(table: str) -> dict[str, str]:
+    """Parquet dictionary encoding off for a table's double, bigint and timestamp columns
+    (struct leaves included): coordinates, measurements, offsets and times rarely repeat,
+    and the writer fills a dictionary per column chunk before it falls back to plain.
+    Strings and ints (makes, statuses, ids, partitions, years) keep it. 3M catch-up:
+    ~0.5-1 s less, files ~3% larger."""
+    options = {}
+    for name, hive_type in columns_for_table(table):
+        if hive_type in _UNREPEATED_TYPES:
+            options[f"parquet.enable.dictionary#{name}"] = "false"
+        for leaf, leaf_type in re.findall(r"(\w+):(\w+)", hive_type.removeprefix("struct<")):
+            if leaf_type in _UNREPEATED_TYPES:
+                options[f"parquet.enable.dictionary#{name}.{leaf}"] = "false"
+    return options
 
 
 _INTERVAL = re.compile(r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)\s*$", re.IGNORECASE)
@@ -283,7 +308,8 @@ class StreamJob:
                     rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
                 (
                     rows.selectExpr(*table_projection(table, started))
-                    .write.mode("append")
+                    .write.options(**parquet_options(table))
+                    .mode("append")
                     .partitionBy(PARTITION_COLUMN)
                     .parquet(committer.staging_dir(table, batch_id, second_pass))
                 )
