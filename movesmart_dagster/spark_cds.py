@@ -43,6 +43,7 @@ def archive_option(settings: Settings) -> str | None:
 
 def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
     """Runs in the child: the classes of a streaming batch, loaded once, then a clean JVM exit."""
+    import pyarrow as pa
     from pyspark import SparkContext
 
     from movesmart_dagster.simulator.fleet import SimConfig, iter_records
@@ -57,10 +58,16 @@ def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
         settings, "movesmart-cds", extra={**JOB_SPARK_CONF, "spark.driver.extraJavaOptions": java_options}
     )
     records = list(iter_records(SimConfig(vehicles=20, seed=7, bad_ratio=0.05, max_events=5_000)))
-    kafka = spark.createDataFrame(
-        [(r.topic, 0, i, r.value) for i, r in enumerate(records)],
-        "topic string, partition int, offset long, value binary",
-    ).selectExpr("*", "current_timestamp() AS timestamp")
+    # handed over as Arrow, like the job's exact path: no Python worker processes
+    rows = pa.table(
+        {
+            "topic": [r.topic for r in records],
+            "partition": pa.array([0] * len(records), pa.int32()),
+            "offset": pa.array(range(len(records)), pa.int64()),
+            "value": pa.array([r.value for r in records], pa.binary()),
+        }
+    )
+    kafka = spark.createDataFrame(rows).selectExpr("*", "current_timestamp() AS timestamp")
     routed = route(kafka, settings.max_message_bytes, two_pass=True, by_reference=True).cache()
     stats = _stats(routed)
     for table in sorted({r["_dest"] for r in stats}):
