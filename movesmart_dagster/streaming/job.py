@@ -88,8 +88,32 @@ TABLE_TOPICS = {r.table: r.topic for r in RECORDS}
 FAULT_ENV = "MOVESMART_FAULT_POINT"
 FAULT_POINTS = ("start", "after_stage", "after_manifest", "mid_move", "after_move")
 
+_UNREPEATED_TYPES = ("double", "bigint", "timestamp")
+
+
+def parquet_dictionary_conf() -> dict[str, str]:
+    """Parquet dictionary encoding off for the tables' double, bigint and timestamp columns
+    (struct leaves included): coordinates, measurements, offsets and times rarely repeat,
+    and the writer fills a dictionary per column chunk before it falls back to plain.
+    Strings and ints (makes, statuses, partitions, years) keep it; where it does not pay
+    (unique ids) the writer drops it itself after the first page. 3M catch-up: the writes
+    ~0.6 s shorter, files ~3% larger. Session-wide Hadoop keys, by column name (a name has
+    one type in every table): per-write options reach Parquet lower-cased, so `windSpeed`
+    would never match."""
+    conf = {}
+    for table in ALL_TABLES:
+        for name, hive_type in columns_for_table(table):
+            if hive_type in _UNREPEATED_TYPES:
+                conf[f"spark.hadoop.parquet.enable.dictionary#{name}"] = "false"
+            for leaf, leaf_type in re.findall(r"(\w+):(\w+)", hive_type.removeprefix("struct<")):
+                if leaf_type in _UNREPEATED_TYPES:
+                    conf[f"spark.hadoop.parquet.enable.dictionary#{name}.{leaf}"] = "false"
+    return conf
+
+
 # Spark settings the job adds to the shared ones (spark_session.spark_conf).
 JOB_SPARK_CONF: dict[str, str] = {
+    **parquet_dictionary_conf(),
     # a throwing expression would fail the batch forever (a poison message); the rules use
     # try_* functions, and this makes any cast we missed return NULL instead
     "spark.sql.ansi.enabled": "false",
@@ -117,26 +141,6 @@ KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.fetch.max.wait.ms": "10"}
 # in big batches pays the per-batch planning and task start-up less often: 3M records took
 # 39.6 s in 1M batches, 29.4 s in one (2 cores).
 DEFAULT_MAX_OFFSETS = 5_000_000
-_UNREPEATED_TYPES = ("double", "bigint", "timestamp")
-
-
-def parquet_options(table: str) -> dict[str, str]:
-    """Parquet dictionary encoding off for a table's double, bigint and timestamp columns
-    (struct leaves included): coordinates, measurements, offsets and times rarely repeat,
-    and the writer fills a dictionary per column chunk before it falls back to plain.
-    Strings and ints (makes, statuses, partitions, years) keep it; where it does not pay
-    (unique ids) the writer drops it itself after the first page. 3M catch-up: the writes
-    ~0.6 s shorter, files ~3% larger."""
-    options = {}
-    for name, hive_type in columns_for_table(table):
-        if hive_type in _UNREPEATED_TYPES:
-            options[f"parquet.enable.dictionary#{name}"] = "false"
-        for leaf, leaf_type in re.findall(r"(\w+):(\w+)", hive_type.removeprefix("struct<")):
-            if leaf_type in _UNREPEATED_TYPES:
-                options[f"parquet.enable.dictionary#{name}.{leaf}"] = "false"
-    return options
-
-
 _INTERVAL = re.compile(r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)\s*$", re.IGNORECASE)
 
 
@@ -309,8 +313,7 @@ class StreamJob:
                     rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
                 (
                     rows.selectExpr(*table_projection(table, started))
-                    .write.options(**parquet_options(table))
-                    .mode("append")
+                    .write.mode("append")
                     .partitionBy(PARTITION_COLUMN)
                     .parquet(committer.staging_dir(table, batch_id, second_pass))
                 )
