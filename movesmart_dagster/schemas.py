@@ -58,6 +58,11 @@ class RecordSchema:
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    @property
+    def event_time_field(self) -> str:
+        """The record's event time: the field its rows are partitioned by (event_date)."""
+        return next(f.name for f in self.fields if f.type is FieldType.TIMESTAMP)
+
     def field(self, name: str) -> Field:
         for f in self.fields:
             if f.name == name:

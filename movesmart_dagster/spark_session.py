@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from movesmart_dagster.settings import Settings
+from movesmart_dagster.spark_cds import archive_option
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -42,8 +43,6 @@ def driver_java_options(settings: Settings, cds: bool = True) -> str:
 
     cds: map the class-data archive when there is one (`spark_cds`).
     """
-    from movesmart_dagster.spark_cds import archive_option
-
     options = [
         "-Duser.timezone=UTC",
         "-XX:+UseParallelGC",

@@ -19,8 +19,9 @@ Design, and why:
   writes). A test runs one corpus through all three ways and the reference. Every Kafka
   record becomes exactly one row: in its table (typed columns + lineage `kafka_topic,
   kafka_partition, kafka_offset, kafka_timestamp, ingested_at`) or in `quarantine` (the
-  bytes as received and a reason `code: detail`). Valid rows are partitioned by the event's UTC date, quarantined rows
-  by the date of their Kafka timestamp (deterministic on a re-run).
+  bytes as received and a reason `code: detail`). Valid rows are partitioned by the
+  event's UTC date, quarantined rows by the date of their Kafka timestamp (deterministic
+  on a re-run).
 - Each batch is read from Kafka once and cached, narrow: the fast path's values stay one
   struct per table until after the cache (`validation.unpack`), ~110 bytes per record.
   Every cached partition holds one topic partition, so each table's write skips the
@@ -97,9 +98,9 @@ def parquet_dictionary_conf() -> dict[str, str]:
     and the writer fills a dictionary per column chunk before it falls back to plain.
     Strings and ints (makes, statuses, partitions, years) keep it; where it does not pay
     (unique ids) the writer drops it itself after the first page. 3M catch-up: the writes
-    ~0.6 s shorter, files ~3% larger. Session-wide Hadoop keys, by column name (a name has
-    one type in every table): per-write options reach Parquet lower-cased, so `windSpeed`
-    would never match."""
+    ~0.6 s shorter, files ~3% larger. Session-wide Hadoop keys by column name (a name has
+    one type in every table): as per-write options they missed some files' writers (the
+    test caught dictionary-encoded doubles, camelCase and lower-case names alike)."""
     conf = {}
     for table in ALL_TABLES:
         for name, hive_type in columns_for_table(table):

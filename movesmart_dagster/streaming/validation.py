@@ -403,7 +403,7 @@ class RecordRules:
         return cols
 
     def event_time_column(self) -> str:
-        return self.c("ts__" + next(f.name for f in self.record.fields if f.type is FieldType.TIMESTAMP))
+        return self.c("ts__" + self.record.event_time_field)
 
 
 def _opts() -> str:
@@ -534,8 +534,7 @@ def route_fast(df: DataFrame, max_message_bytes: int) -> DataFrame:
     sql = f"SELECT *, {per_topic(lambda r: packed[r.topic] + ' IS NOT NULL', 'false')} AS _valid FROM ({sql})"
 
     def event_ts(r: RecordSchema) -> str:
-        ts_field = next(f.name for f in r.fields if f.type is FieldType.TIMESTAMP)
-        return f"timestamp_micros({packed[r.topic]}.{_q(ts_field)})"
+        return f"timestamp_micros({packed[r.topic]}.{_q(r.event_time_field)})"
 
     routed = _routed_select(
         "topic",
@@ -718,7 +717,7 @@ def route_by_reference(raw: DataFrame, schema: StructType, max_message_bytes: in
             cells[PARTITION_COLUMN] = kafka_ts.date()
         else:
             assert verdict.row is not None
-            event_ts = next(verdict.row[f.name] for f in record.fields if f.type is FieldType.TIMESTAMP)
+            event_ts = verdict.row[record.event_time_field]
             cells.update(_dest=record.table, event_ts=event_ts)
             cells[PARTITION_COLUMN] = event_ts.date()  # the reference's timestamps are UTC
             for f in record.fields:
