@@ -1,14 +1,19 @@
 # syntax=docker/dockerfile:1
-# The Move Smart image for the Dagster code location, webserver, daemon and simulator.
-# Stage 1 resolves the Spark connector jars (Kafka source, S3A) with Maven from jvm/, so
-# nothing is downloaded when a container starts; stage 2 is Python 3.11 + a Java 17 JRE
-# (the Spark driver of the streaming job runs here) + the pinned Python dependencies.
+# The Move Smart image for the Dagster code location, webserver, daemon, simulator, and the
+# Spark master and workers of docker-compose.yml (they run the pyspark installed here, so the
+# cluster's Spark, Java and Python are the driver's own).
+# Stage 1 resolves the Spark jars with Maven from jvm/ — the same set `make setup` puts in
+# .jars/spark: the Kafka source, Iceberg's Spark runtime and AWS bundle (Glue catalog), S3A
+# (hadoop-aws), the SQLite JDBC driver of the embedded catalog, and our fast-path UDF — so
+# nothing is downloaded when a container starts; stage 2 is Python 3.11 + a Java 17 JRE (the
+# Spark driver of the streaming job runs here) + the pinned Python dependencies.
 # Versions are checked against pyproject.toml/jvm/pom.xml by movesmart_dagster_tests/test_deploy.py.
 
 FROM maven:3.9.11-eclipse-temurin-17 AS jars
 WORKDIR /build
 COPY jvm/ jvm/
-# only the Spark jars (connectors and our fast-path UDF): the broker runs in the apache/kafka image
+# only the Spark jars (spark-connectors: Kafka, Iceberg, S3A, SQLite JDBC; spark-contract: our UDF);
+# the broker runs in the apache/kafka image
 RUN cd jvm && mvn -q -B -pl spark-connectors,spark-contract -am package && ls /build/.jars/spark/*.jar >/dev/null
 
 FROM python:3.11.14-slim-bookworm

@@ -1,6 +1,6 @@
 """The `movesmart` console script.
 
-Subcommands live beside the code they drive (stack/, simulator/, streaming/, tables/)
+Subcommands live beside the code they drive (stack/, simulator/, streaming/, tables/, catalog/, backfill.py)
 and are imported lazily, so `movesmart stack status` does not pay for importing Spark.
 Every command reads the same Settings; a malformed setting ends the command with a
 one-line message naming the variable and exit status 1.
@@ -22,6 +22,9 @@ _LAZY_COMMANDS: dict[str, str] = {
     "simulate": "movesmart_dagster.simulator.cli:simulate",
     "stream": "movesmart_dagster.streaming.cli:stream",
     "query": "movesmart_dagster.tables.cli:query",
+    "tables": "movesmart_dagster.tables.cli:tables",
+    "catalog": "movesmart_dagster.catalog.cli:catalog",
+    "backfill": "movesmart_dagster.backfill:backfill",
 }
 
 

@@ -11,13 +11,25 @@ Accepted on the wire (what the seed's producers send):
 - free text for descriptive strings (`weatherCondition` may be `Sunny` or `clear sky`).
 
 Rejected, with a reason `<code>: <detail>`:
-- `not_json`          bytes that are not UTF-8 JSON
+- `not_json`          bytes that are not UTF-8 JSON, or no value at all (a tombstone)
 - `not_object`        JSON that is not an object
 - `missing_required`  a required field (`id`, `deviceId`, `timestamp`) absent or null
-- `wrong_type`        e.g. a string where a number is expected (a bool is not a number)
+- `wrong_type`        e.g. a string where a number is expected (a bool is not a number),
+                      or a string holding a lone surrogate (`"\\ud800"`: valid JSON
+                      syntax, but not Unicode text, so no table could store it)
 - `bad_timestamp`     text that is not an ISO-8601 timestamp
-- `out_of_range`      latitude -90..90, longitude -180..180, speed 0..300, humidity 0..100, ...
+- `out_of_range`      latitude -90..90, longitude -180..180, speed 0..300, humidity 0..100, ...;
+                      and, given an `EventTimeRule`, an event time before the start date
+                      (MOVESMART_START_DATE) or more than MOVESMART_MAX_FUTURE_SKEW ahead of
+                      the record's ingestion time
 - `oversized`         payload larger than the configured cap (checked by the job)
+
+The ingestion time is the Kafka record's timestamp, what the streaming job sees of every
+record (the producer's send time under the topics' default CreateTime, the broker's append
+time under LogAppendTime): deterministic on a re-run, unlike the clock of the batch that
+happens to judge the record. Why the time rule: every table day must be a partition of the one
+daily partitions definition (which starts at MOVESMART_START_DATE), and a clock far ahead
+would otherwise open partitions for days that have not happened.
 """
 
 from __future__ import annotations
@@ -25,10 +37,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from movesmart_dagster.schemas import LOCATION_FIELDS, Field, FieldType, RecordSchema
+
+if TYPE_CHECKING:
+    from movesmart_dagster.settings import Settings
+
+NOT_JSON = "not_json: value is not UTF-8 JSON"
+TOMBSTONE = "not_json: value is null (tombstone)"
 
 REASON_CODES = (
     "not_json",
@@ -39,6 +57,45 @@ REASON_CODES = (
     "out_of_range",
     "oversized",
 )
+
+
+@dataclass(frozen=True)
+class EventTimeRule:
+    """The accepted event times: from `start` (inclusive) to `max_future_skew` past the
+    record's ingestion time (inclusive)."""
+
+    start: datetime  # aware, UTC
+    max_future_skew: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EventTimeRule:
+        return cls(settings.start_time, settings.max_future_skew)
+
+    @property
+    def skew_text(self) -> str:
+        """The skew as its setting is written (ISO 8601: P1D, PT6H)."""
+        from pydantic import TypeAdapter
+
+        return str(TypeAdapter(timedelta).dump_python(self.max_future_skew, mode="json"))
+
+    def latest(self, ingested_at: datetime) -> datetime | None:
+        """The latest accepted event time; None when it lies beyond what a datetime holds."""
+        try:
+            return ingested_at + self.max_future_skew
+        except OverflowError:
+            return None
+
+    def check(self, name: str, ts: datetime, ingested_at: datetime) -> str | None:
+        """The reason an event time `ts` (aware) is out of range, or None."""
+        if ts < self.start:
+            return f"out_of_range: {name}={ts.isoformat()} is before the start date {self.start.date().isoformat()}"
+        latest = self.latest(ingested_at)
+        if latest is not None and ts > latest:
+            return (
+                f"out_of_range: {name}={ts.isoformat()} is more than {self.skew_text} ahead of "
+                f"its ingestion at {ingested_at.astimezone(UTC).isoformat()}"
+            )
+        return None
 
 
 @dataclass(frozen=True)
@@ -73,6 +130,15 @@ def parse_timestamp(text: str) -> datetime | None:
         return None
 
 
+def _has_lone_surrogate(text: str) -> bool:
+    """json.loads turns `"\\ud800"` into a str that has no UTF-8 form (pairs are joined)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _in_range(f: Field, v: float) -> bool:
     return (f.minimum is None or v >= f.minimum) and (f.maximum is None or v <= f.maximum)
 
@@ -102,6 +168,8 @@ def check_value(f: Field, value: Any) -> tuple[Any, str | None]:
         case FieldType.STRING:
             if not isinstance(value, str):
                 return None, f"wrong_type: {f.name} must be a string"
+            if not value.isascii() and _has_lone_surrogate(value):
+                return None, f"wrong_type: {f.name} must be Unicode text (it holds a lone surrogate)"
             return value, None
         case FieldType.DOUBLE:
             if not _is_number(value):
@@ -125,14 +193,30 @@ def check_value(f: Field, value: Any) -> tuple[Any, str | None]:
     return value, None
 
 
-def validate(record: RecordSchema, payload: bytes | str, max_bytes: int | None = None) -> Verdict:
+def validate(
+    record: RecordSchema,
+    payload: bytes | str | None,
+    max_bytes: int | None = None,
+    time_rule: EventTimeRule | None = None,
+    ingested_at: datetime | None = None,
+) -> Verdict:
     """Apply the contract to one Kafka value; the row holds only the record's fields.
 
-    `max_bytes` is the job's size cap (None: no cap). Never raises: every input, however
-    broken, gets a verdict.
+    `max_bytes` is the job's size cap (None: no cap); None is a Kafka tombstone.
+    `time_rule` bounds the event time (None: any time) against `ingested_at`, the Kafka
+    record's timestamp (required with a rule). Never raises on a payload: every input,
+    however broken, gets a verdict.
     """
+    if time_rule is not None and ingested_at is None:
+        raise TypeError("validate: a time_rule needs the record's ingested_at (its Kafka timestamp)")
+    if payload is None:
+        return Verdict(None, TOMBSTONE)
     if max_bytes is not None:
-        size = len(payload) if isinstance(payload, bytes | bytearray) else len(payload.encode("utf-8"))
+        size = (
+            len(payload)
+            if isinstance(payload, bytes | bytearray)
+            else len(payload.encode("utf-8", "surrogatepass"))
+        )
         if size > max_bytes:
             return Verdict(None, f"oversized: {size} bytes > cap {max_bytes}")
     try:
@@ -140,7 +224,7 @@ def validate(record: RecordSchema, payload: bytes | str, max_bytes: int | None =
         text = payload.decode("utf-8") if isinstance(payload, bytes | bytearray) else payload
         doc = json.loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: absurdly deep nesting
-        return Verdict(None, "not_json: value is not UTF-8 JSON")
+        return Verdict(None, NOT_JSON)
     if not isinstance(doc, dict):
         return Verdict(None, f"not_object: JSON {type(doc).__name__} instead of an object")
     row: dict[str, Any] = {}
@@ -155,4 +239,10 @@ def validate(record: RecordSchema, payload: bytes | str, max_bytes: int | None =
         if reason:
             return Verdict(None, reason)
         row[f.name] = normalized
+    if time_rule is not None:
+        assert ingested_at is not None
+        name = record.event_time_field
+        reason = time_rule.check(name, row[name], ingested_at)
+        if reason:
+            return Verdict(None, reason)
     return Verdict(row, None)

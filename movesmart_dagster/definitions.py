@@ -9,15 +9,22 @@ from __future__ import annotations
 
 import dagster as dg
 
-from movesmart_dagster.defs.alerts.sensor import build_alert_sensor
+from movesmart_dagster.defs.alerts.sensor import build_alert_sensor, run_failure_alerts
 from movesmart_dagster.defs.analytics.assets import analytics_definitions
 from movesmart_dagster.defs.catalog.assets import catalog_assets, catalog_job
 from movesmart_dagster.defs.checks.checks import TABLE_CHECKS, table_checks_job
 from movesmart_dagster.defs.kafka.assets import kafka_topics
 from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
+from movesmart_dagster.defs.maintenance.compaction import compaction_definitions
+from movesmart_dagster.defs.maintenance.snapshots import snapshot_definitions
+from movesmart_dagster.defs.partitions import daily_partitions
 from movesmart_dagster.defs.resources import build_resources
 from movesmart_dagster.defs.schedules.schedules import schedules
-from movesmart_dagster.defs.streaming.assets import table_specs
+from movesmart_dagster.defs.streaming.assets import (
+    table_freshness_checks,
+    table_freshness_sensor,
+    table_specs,
+)
 from movesmart_dagster.defs.streaming.job import streaming_job
 from movesmart_dagster.defs.streaming.supervisor import build_supervisor_sensor
 from movesmart_dagster.settings import load_settings
@@ -26,15 +33,28 @@ from movesmart_dagster.settings import load_settings
 def build_defs() -> dg.Definitions:
     settings = load_settings()
     analytics = analytics_definitions(settings)
+    freshness_checks = table_freshness_checks(settings)
+    compaction = compaction_definitions(daily_partitions(settings))
+    snapshots = snapshot_definitions()
     return dg.Definitions(
-        assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]],
-        asset_checks=[*TABLE_CHECKS, *analytics["checks"]],
-        jobs=[streaming_job, table_checks_job, catalog_job, analytics["job"]],
-        schedules=schedules(analytics["schedule"]),
+        assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]]
+        + [compaction["asset"], snapshots["asset"]],
+        asset_checks=[*TABLE_CHECKS, *freshness_checks, *analytics["checks"], *compaction["checks"]],
+        jobs=[
+            streaming_job,
+            table_checks_job,
+            catalog_job,
+            analytics["job"],
+            compaction["job"],
+            snapshots["job"],
+        ],
+        schedules=[*schedules(analytics["schedule"]), compaction["schedule"], snapshots["schedule"]],
         sensors=[
             build_supervisor_sensor(settings),
             build_alert_sensor([*TABLE_KEYS.values(), DEV_SMARTCITY_KEY]),
+            run_failure_alerts,
             analytics["sensor"],
+            table_freshness_sensor(freshness_checks),
         ],
         resources=build_resources(),
         executor=dg.in_process_executor,  # one process per run: a run's Spark session is shared

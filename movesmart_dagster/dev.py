@@ -10,12 +10,19 @@ Runs in the foreground so a person sees everything start, and cleans up what it 
   the first table materializations follow within a minute.
 Every child runs in its own process group and is stopped group-wide (SIGINT/SIGTERM,
 then SIGKILL), so no JVM outlives `make dev`.
+
+Stopping is a deliberate act, so it must not read as a failure: first every run in progress
+is terminated the way the UI's *Terminate* does it, tagged as a shutdown (the streaming op
+stops Spark after its batch and ends its run as a SUCCESS, quietly; other runs end CANCELED —
+never FAILURE, which became a false "run failed" alert on the next start), then `dagster dev`
+alone gets SIGINT and shuts its services down through its own shutdown pipes (a SIGINT to its
+whole group made every helper process print a KeyboardInterrupt traceback, and killed the run
+worker mid-stop, orphaning its Spark job).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import subprocess
@@ -25,20 +32,27 @@ from pathlib import Path
 
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
+from movesmart_dagster.stack.processes import spawn_group, stop_group
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def _dagster_yaml(dagster_home: Path) -> None:
-    """Instance config: run monitoring catches a run worker that died without reporting."""
+def ensure_instance_yaml(dagster_home: Path) -> None:
+    """Instance config: run monitoring catches a run worker that died without reporting; a run's
+    console (this terminal) shows INFO and up, not every event at DEBUG (the UI keeps them all)."""
     cfg = dagster_home / "dagster.yaml"
+    header = "# written by `make dev` (movesmart_dagster/dev.py); edit freely\n"
+    python_logs = "python_logs:\n  python_log_level: INFO  # DEBUG: every run event in the terminal too\n"
     if not cfg.exists():
         cfg.write_text(
-            "# written by `make dev` (movesmart_dagster/dev.py); edit freely\n"
-            "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
-            "telemetry:\n  enabled: false\n"
+            header
+            + "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+            + "telemetry:\n  enabled: false\n"
+            + python_logs
         )
+    elif (text := cfg.read_text()).startswith(header) and "python_logs:" not in text:
+        cfg.write_text(text + python_logs)  # written by an earlier version of this file
 
 
 def _sigint_default() -> None:
@@ -48,31 +62,74 @@ def _sigint_default() -> None:
 
 
 def _start(cmd: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    out = open(log, "ab") if log else None  # noqa: SIM115 - kept open for the child's lifetime
-    return subprocess.Popen(
-        cmd,
-        env=env,
-        cwd=REPO,
-        stdout=out,
-        stderr=subprocess.STDOUT if out else None,
-        start_new_session=True,
-        preexec_fn=_sigint_default,
-    )
+    # stdin inherited: `dagster dev` is the terminal's foreground program in all but group
+    return spawn_group(cmd, log, env=env, cwd=REPO, stdin=None, preexec_fn=_sigint_default)
 
 
-def _stop(proc: subprocess.Popen, sig: int, timeout: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-    # the group may outlive its leader (a run worker, a Spark JVM): sweep it
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGTERM)
-        time.sleep(2)
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=5)
+# how long a short run (checks, catalog, analytics) may take to finish on its own at shutdown
+SHORT_RUN_GRACE_SECONDS = 60.0
+
+
+def _cancel_runs(dagster_home: Path, timeout: float, dagster: subprocess.Popen | None = None) -> list[str]:
+    """Stop every run in progress, and wait until each has ended.
+
+    The streaming run is terminated at once as *Terminate* in the UI does (through the
+    instance's run coordinator: its op then stops Spark after the current batch). Short runs
+    (checks, catalog, analytics) are left to finish for up to `SHORT_RUN_GRACE_SECONDS`:
+    interrupted, each would end CANCELED with an interrupt stack trace in the terminal. Those
+    still running after it are terminated the same way. With `dagster` gone (no run worker
+    can answer any more), what is left is marked CANCELED. Returns one line per run that was
+    in progress.
+    """
+    import dagster as dg
+
+    from movesmart_dagster.defs.keys import STOP_REASON_SHUTDOWN, STOP_REASON_TAG, STREAMING_JOB_NAME
+
+    in_progress = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    ]
+    asked: dict[str, str] = {}
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        deadline = time.monotonic() + timeout
+        grace_ends = time.monotonic() + min(SHORT_RUN_GRACE_SECONDS, timeout / 2)
+        while True:
+            runs = instance.get_runs(filters=dg.RunsFilter(statuses=in_progress))
+            if not runs:
+                break
+            alive = dagster is not None and dagster.poll() is None
+            for run in runs:
+                if run.run_id in asked and alive:
+                    continue
+                if alive and run.job_name != STREAMING_JOB_NAME and time.monotonic() < grace_ends:
+                    continue  # a short run: let it finish
+                delivered = False
+                if alive:
+                    try:
+                        # the streaming op reads this tag: it ran until the platform stopped, a success
+                        instance.add_run_tags(run.run_id, {STOP_REASON_TAG: STOP_REASON_SHUTDOWN})
+                        delivered = instance.run_coordinator.cancel_run(run.run_id)
+                    except Exception as err:  # noqa: BLE001 - an unreachable code server: no worker to ask
+                        print(f"could not terminate run {run.run_id[:8]}: {err}", flush=True)
+                current = instance.get_run_by_id(run.run_id)
+                if not delivered and current is not None and not current.is_finished:
+                    # no run worker took the request (none left, or dagster dev is gone)
+                    instance.report_run_canceled(current, message="make dev stopped before this run ended")
+                asked.setdefault(run.run_id, run.job_name)
+            if time.monotonic() > deadline:
+                print(
+                    f"runs still in progress after {timeout:.0f}s: {[r.run_id[:8] for r in runs]}", flush=True
+                )
+                break
+            time.sleep(0.5)
+        lines = []
+        for run_id, job in asked.items():
+            run = instance.get_run_by_id(run_id)
+            lines.append(f"{job} {run_id[:8]} {run.status.value if run else 'gone'}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
 
     dagster_home = settings.home_dir / "dagster"
     dagster_home.mkdir(parents=True, exist_ok=True)
-    _dagster_yaml(dagster_home)
+    ensure_instance_yaml(dagster_home)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MOVESMART_HOME": str(settings.home_dir)}
+    # `dagster dev` warns at each start that `dg dev` supersedes it; dg (dagster-dg-cli) is not installed
+    superseded = "ignore:Function `dev_command` is superseded"
+    dev_env = {**env, "PYTHONWARNINGS": ",".join(filter(None, (env.get("PYTHONWARNINGS"), superseded)))}
     logs = settings.home_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
 
@@ -108,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             "127.0.0.1",
             "-p",
             str(args.port),
+            # its services' INFO lines (every sensor tick) only when MOVESMART_LOG_LEVEL asks
+            "--log-level",
+            settings.log_level.lower(),
         ],
-        env,
+        dev_env,
     )
     print(f"dagster   http://localhost:{args.port}  (DAGSTER_HOME={dagster_home})", flush=True)
 
@@ -150,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
         print("stopping ...", flush=True)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
         if sim is not None:
-            _stop(sim, signal.SIGTERM, 30)
-        # SIGINT: dagster dev stops the daemon, the webserver and the code server; a run in progress
-        # is interrupted, so the streaming job gets SIGTERM from its op and stops Spark cleanly
-        _stop(dagster, signal.SIGINT, 120)
+            stop_group(sim, signal.SIGTERM, 30)
+        # runs first, while their code server can still pass the request on: the streaming op
+        # stops Spark after its current batch (the broker is still up) and the run ends CANCELED
+        for line in _cancel_runs(dagster_home, 150, dagster):
+            print(f"run       {line}", flush=True)
+        # SIGINT to dagster dev alone: it stops the daemon, the webserver and the code server
+        stop_group(dagster, signal.SIGINT, 120, leader_only=True)
+        # a run launched in the last moment has lost its worker with dagster dev: not a failure
+        _cancel_runs(dagster_home, 5)
         if started_broker:
             broker.down()
         print("stopped" if stopping else "stopped (after an error)", flush=True)

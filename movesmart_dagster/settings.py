@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as datetime_time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -37,11 +39,14 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     """All settings; each field's alias is the environment variable it is read from."""
 
+    # Each field is read only from its alias, spelled exactly as documented: reading by field
+    # name too (populate_by_name) made `home` come from $HOME; case-insensitive matching would
+    # accept names the README never shows.
     model_config = SettingsConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
-        populate_by_name=True,
+        case_sensitive=True,
         frozen=True,
     )
 
@@ -53,6 +58,8 @@ class Settings(BaseSettings):
     # --- Kafka --------------------------------------------------------------------------
     kafka_bootstrap_servers: str = Field("localhost:9092", alias="KAFKA_BOOTSTRAP_SERVERS")
     kafka_controller_port: int = Field(9093, alias="MOVESMART_KAFKA_CONTROLLER_PORT", ge=1, le=65535)
+    # local brokers of `movesmart stack up` when its --brokers is not given: 1, or 3 (replicated)
+    kafka_brokers: int = Field(1, alias="MOVESMART_KAFKA_BROKERS")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
     )
@@ -68,13 +75,19 @@ class Settings(BaseSettings):
     # --- Spark --------------------------------------------------------------------------
     spark_master: str = Field("local[*]", alias="MOVESMART_SPARK_MASTER")
     spark_driver_memory: str = Field("2g", alias="MOVESMART_SPARK_DRIVER_MEMORY")
-    # map the driver's class-data archive (`make setup` builds it; see spark_cds.py)
+    # map the driver's class-data archive (`make setup` builds it; see tools/build_spark_cds.py)
     spark_cds: bool = Field(True, alias="MOVESMART_SPARK_CDS")
     # the streaming job quarantines (`oversized`) Kafka values larger than this, unparsed
     max_message_bytes: int = Field(1_048_576, alias="MOVESMART_MAX_MESSAGE_BYTES", ge=1)
-    # records per batch the fast path cannot vouch for that the driver judges with the
-    # Python reference; beyond it, the same rules run as Spark SQL on the executors
-    driver_validation_max_rows: int = Field(50_000, alias="MOVESMART_DRIVER_VALIDATION_MAX_ROWS", ge=0)
+    # records the fast path cannot vouch for that the driver judges with the Python
+    # reference at a time (a chunk; a batch may need several): bounds the driver's memory
+    driver_validation_max_rows: int = Field(50_000, alias="MOVESMART_DRIVER_VALIDATION_MAX_ROWS", ge=1)
+
+    # --- table maintenance (`movesmart tables ...`, tables/maintenance.py) -----------------
+    # the size compaction rewrites a day's data files into
+    target_file_bytes: int = Field(128 * 1024 * 1024, alias="MOVESMART_TARGET_FILE_BYTES", ge=1)
+    # snapshots older than this are expired (the last few are always kept): ISO 8601 (P3D, PT12H)
+    snapshot_retention: timedelta = Field(timedelta(days=3), alias="MOVESMART_SNAPSHOT_RETENTION")
 
     # --- S3 / AWS -----------------------------------------------------------------------
     s3_endpoint: str | None = Field(None, alias="MOVESMART_S3_ENDPOINT")
@@ -86,6 +99,9 @@ class Settings(BaseSettings):
     s3_sse_kms_key_id: str | None = Field(None, alias="MOVESMART_S3_SSE_KMS_KEY_ID")
 
     # --- catalog and warehouse SQL ------------------------------------------------------
+    # the Iceberg catalog of the tables: `local` (a SQLite file under MOVESMART_HOME) or `glue`
+    catalog: Literal["local", "glue"] = Field("local", alias="MOVESMART_CATALOG")
+    # the catalog's namespace of the six tables (the Glue database in AWS mode)
     glue_database: str = Field("smartcity", alias="MOVESMART_GLUE_DATABASE")
     redshift_cluster_id: str | None = Field(None, alias="MOVESMART_REDSHIFT_CLUSTER_ID")
     redshift_workgroup: str | None = Field(None, alias="MOVESMART_REDSHIFT_WORKGROUP")
@@ -108,7 +124,21 @@ class Settings(BaseSettings):
     )
     alert_webhook_url: SecretStr | None = Field(None, alias="MOVESMART_ALERT_WEBHOOK_URL")
     quarantine_max_share: float = Field(0.05, alias="MOVESMART_QUARANTINE_MAX_SHARE", ge=0, le=1)
-    analytics_start_date: str = Field("2024-01-01", alias="MOVESMART_ANALYTICS_START_DATE")
+    # the first day of data: the first daily partition of the tables and the analytics, and the
+    # earliest event time a record may carry (earlier ones are quarantined, `out_of_range`)
+    start_date: str = Field("2024-01-01", alias="MOVESMART_START_DATE")
+    # the old name of MOVESMART_START_DATE: read only to refuse it with a message (see _check_renamed)
+    renamed_analytics_start_date: str | None = Field(None, alias="MOVESMART_ANALYTICS_START_DATE")
+    # how far an event time may lie ahead of its ingestion (the Kafka record timestamp) before
+    # the record is quarantined (`out_of_range`): ISO 8601 (P1D, PT6H)
+    max_future_skew: timedelta = Field(timedelta(days=1), alias="MOVESMART_MAX_FUTURE_SKEW")
+    # the streaming run reports at most one materialization per (table, day) per this interval
+    materialization_interval_seconds: float = Field(
+        60.0, alias="MOVESMART_MATERIALIZATION_INTERVAL_SECONDS", ge=0
+    )
+    # what a terminal shows of Dagster: `dagster dev`'s services and each run's console (the UI
+    # keeps every event whatever this says)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", alias="MOVESMART_LOG_LEVEL")
 
     # --- validators: each names its variable in the error --------------------------------
     @field_validator("kafka_bootstrap_servers")
@@ -122,6 +152,13 @@ class Settings(BaseSettings):
             if not 1 <= port <= 65535:
                 raise ValueError(f"port {port} out of range 1..65535")
         return ",".join(parts)
+
+    @field_validator("kafka_brokers")
+    @classmethod
+    def _check_brokers(cls, value: int) -> int:
+        if value not in (1, 3):
+            raise ValueError("expected 1 (a single node) or 3 (a replicated cluster)")
+        return value
 
     @field_validator("warehouse_uri")
     @classmethod
@@ -164,16 +201,26 @@ class Settings(BaseSettings):
             raise ValueError("expected a JVM heap size such as 512m or 2g")
         return value.strip()
 
-    @field_validator("analytics_start_date")
+    @field_validator("snapshot_retention", "max_future_skew")
+    @classmethod
+    def _check_duration(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("expected a duration of at least 0 (P1D, PT12H)")
+        return value
+
+    @field_validator("start_date")
     @classmethod
     def _check_start_date(cls, value: str) -> str:
-        from datetime import date
-
         try:
             date.fromisoformat(value)
         except ValueError:
             raise ValueError("expected a date YYYY-MM-DD") from None
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        return str(value).strip().upper()
 
     @field_validator("s3_sse", mode="before")
     @classmethod
@@ -196,12 +243,36 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _check_catalog(self) -> Settings:
+        if self.catalog == "glue" and not self.warehouse.startswith(("s3a://", "s3://")):
+            raise ValueError(
+                "MOVESMART_CATALOG=glue needs an S3 warehouse: MOVESMART_WAREHOUSE=s3a://bucket/prefix"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _check_renamed(self) -> Settings:
+        # not an alias: a value set under the old name must not be silently ignored, and two
+        # names for one setting would leave a reader guessing which one wins
+        if self.renamed_analytics_start_date is not None:
+            raise ValueError(
+                "MOVESMART_ANALYTICS_START_DATE was renamed MOVESMART_START_DATE (it now also bounds "
+                "the tables' event times): set MOVESMART_START_DATE instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _check_sasl(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not self.kafka_sasl_mechanism:
             raise ValueError("KAFKA_SASL_MECHANISM is required when KAFKA_SECURITY_PROTOCOL is SASL_*")
         return self
 
     # --- derived facts --------------------------------------------------------------------
+    @property
+    def start_time(self) -> datetime:
+        """MOVESMART_START_DATE at 00:00 UTC: the earliest event time a table accepts."""
+        return datetime.combine(date.fromisoformat(self.start_date), datetime_time(), UTC)
+
     @cached_property
     def home_dir(self) -> Path:
         return self.home.expanduser().resolve()
@@ -243,6 +314,13 @@ class Settings(BaseSettings):
     @property
     def kafka_host(self) -> str:
         return self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
+
+    @property
+    def kafka_addresses(self) -> list[tuple[str, int]]:
+        """Every (host, port) of KAFKA_BOOTSTRAP_SERVERS, in order."""
+        return [
+            (a.rsplit(":", 1)[0], int(a.rsplit(":", 1)[1])) for a in self.kafka_bootstrap_servers.split(",")
+        ]
 
     @property
     def kafka_jars_dir(self) -> Path:

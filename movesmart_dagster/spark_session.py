@@ -1,8 +1,8 @@
 """One way to build a SparkSession for every Move Smart job (streaming, analytics, tests).
 
-Why here: the jars (Kafka source, S3A) must reach Spark through `spark.jars` before the
+Why here: the jars (Kafka source, S3A, Iceberg) must reach Spark through `spark.jars` before the
 JVM starts — no `--packages`, no Ivy, nothing downloaded at run time — and S3A needs the
-same endpoint/encryption settings everywhere. `spark_conf()` is the single source of
+same endpoint/encryption settings everywhere, and every session names the same Iceberg catalog. `spark_conf()` is the single source of
 that configuration; it also feeds the `spark-submit` command line built for Dagster.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from movesmart_dagster.settings import Settings
-from movesmart_dagster.spark_cds import archive_option
+from movesmart_dagster.tables.catalog import SPARK_CATALOG_PREFIX, spark_catalog_conf, sqlite_path
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -22,6 +22,19 @@ def spark_jars(settings: Settings) -> list[str]:
     if not jars:
         raise RuntimeError(f"Spark connector jars missing in {settings.spark_jars_dir}: run `make setup`")
     return jars
+
+
+def archive_option(settings: Settings) -> str | None:
+    """The driver JVM option that maps the class-data archive, when there is one and it is wanted.
+
+    `make setup` builds the archive (`tools/build_spark_cds.py`, dynamic AppCDS): ~2 s off every
+    driver start. The JVM checks it against its own build and class path and runs without it
+    when they differ — at worst slower, never wrong.
+    """
+    archive = settings.spark_cds_archive
+    if settings.spark_cds and archive.is_file():
+        return f"-XX:SharedArchiveFile={archive}"
+    return None
 
 
 # HotSpot's (JDK 17-25) defaults for tier 4 (C2) compilation
@@ -41,7 +54,7 @@ def driver_java_options(settings: Settings, cds: bool = True) -> str:
     seconds — and the catch-up takes 24 s instead of 28 (interleaved runs; x10: 25.5 s,
     x100: erratic). Executors on a cluster keep the JVM's defaults.
 
-    cds: map the class-data archive when there is one (`spark_cds`).
+    cds: map the class-data archive when there is one (`archive_option`).
     """
     options = [
         "-Duser.timezone=UTC",
@@ -79,8 +92,10 @@ def spark_conf(settings: Settings, app_name: str = "movesmart") -> dict[str, str
         # executors must reach the driver, so Spark's defaults apply (SPARK_LOCAL_IP/-HOSTNAME).
         conf["spark.driver.bindAddress"] = "127.0.0.1"
         conf["spark.driver.host"] = "127.0.0.1"
+    # the Iceberg catalog of the tables (tables/catalog.py)
+    conf.update(spark_catalog_conf(settings))
     if settings.s3_sse != "none":
-        # server-side encryption of every object S3A writes (data, _spark_metadata, checkpoints)
+        # server-side encryption of every object S3A writes (data and metadata files, checkpoints)
         conf["spark.hadoop.fs.s3a.encryption.algorithm"] = settings.s3_sse
         if settings.s3_sse_kms_key_id:  # absent: the account's aws/s3 managed key
             conf["spark.hadoop.fs.s3a.encryption.key"] = settings.s3_sse_kms_key_id
@@ -97,15 +112,41 @@ def spark_conf(settings: Settings, app_name: str = "movesmart") -> dict[str, str
     return conf
 
 
+def use_catalog(spark: SparkSession, settings: Settings) -> None:
+    """Point a (possibly reused) session's `movesmart` catalog at these settings' catalog.
+
+    A session reused with other settings (tests, Dagster's in-process executor, a run's assets
+    sharing the active session) keeps the catalogs it instantiated: when the catalog's
+    properties differ, they are set and Spark's catalogs forgotten, so `movesmart` loads anew.
+    The local catalog's folder is created first (the SQLite driver creates the file, not its
+    folder)."""
+    if settings.catalog == "local":
+        sqlite_path(settings).parent.mkdir(parents=True, exist_ok=True)
+    wanted = {k: v for k, v in spark_catalog_conf(settings).items() if k.startswith(SPARK_CATALOG_PREFIX)}
+    stale = {k: v for k, v in wanted.items() if spark.conf.get(k, None) != v}
+    if not stale:
+        return
+    for key, value in wanted.items():
+        spark.conf.set(key, value)
+    for key in {k for k in spark.conf.getAll if k.startswith(SPARK_CATALOG_PREFIX + ".")} - set(wanted):
+        spark.conf.unset(key)  # a property of the other catalog kind (glue.endpoint, uri, ...)
+    spark._jsparkSession.sessionState().catalogManager().reset()  # type: ignore[attr-defined]
+
+
 def build_spark(
     settings: Settings, app_name: str = "movesmart", extra: dict[str, str] | None = None
 ) -> SparkSession:
     """A SparkSession configured from the settings (reuses the active one if there is one)."""
     from pyspark.sql import SparkSession
 
+    conf = {**spark_conf(settings, app_name), **(extra or {})}
+    active = SparkSession.getActiveSession()
+    if active is not None:  # before the builder sets the new values on it: a stale catalog is reset
+        use_catalog(active, settings)
     builder = SparkSession.builder
-    for key, value in {**spark_conf(settings, app_name), **(extra or {})}.items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    use_catalog(spark, settings)
     spark.sparkContext.setLogLevel("WARN")
     return spark

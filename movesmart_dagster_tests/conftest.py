@@ -31,6 +31,15 @@ class Stack:
         return {**os.environ, **self.env, **extra}
 
 
+# what the local S3 endpoint (moto) takes: dummy values, never real credentials
+DUMMY_AWS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_REGION": "us-east-1",
+    "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
+}
+
+
 def stack_env(home: Path, **extra: str) -> dict[str, str]:
     env = {
         "MOVESMART_HOME": str(home),
@@ -40,6 +49,21 @@ def stack_env(home: Path, **extra: str) -> dict[str, str]:
     }
     env.update(extra)
     return env
+
+
+def s3_stack_env(home: Path, catalog: str, warehouse: str, **extra: str) -> dict[str, str]:
+    """`stack_env` for an S3 warehouse on the local endpoint (moto: S3 and Glue) at a free port,
+    with the dummy credentials moto takes (never real ones)."""
+    port = free_port()
+    return stack_env(
+        home,
+        MOVESMART_CATALOG=catalog,
+        MOVESMART_WAREHOUSE=warehouse,
+        MOVESMART_S3_LOCAL_PORT=str(port),
+        MOVESMART_S3_ENDPOINT=f"http://127.0.0.1:{port}",
+        **DUMMY_AWS,
+        **extra,
+    )
 
 
 def _running_stack(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Stack]:

@@ -1,265 +1,263 @@
-"""Glue catalog sync against moto's real HTTP server (S3 and Glue on one loopback port).
+"""The Iceberg catalog of the tables: the `movesmart catalog properties` contract, the tables as
+schemas.py defines them, schema evolution, and Glue mode against moto's real HTTP server.
 
-Nothing is mocked: objects are written with boto3 to the endpoint, the catalog is read
-back through the Glue API. Every test uses its own bucket and database, so the tests are
-independent while sharing one server. AWS credentials are dummies set in the environment
-only (moto accepts any); a local ~/.aws is never read.
+Nothing is mocked: the local catalog is a real SQLite file opened by pyiceberg (and by Spark in
+the streaming tests); Glue mode talks to moto's server (S3 and Glue on one loopback port) with
+dummy credentials set in the environment only (a local ~/.aws is never read).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
 import boto3
+import pyarrow as pa
 import pytest
+from pyiceberg.catalog import load_catalog
 
 from movesmart_dagster import schemas
-from movesmart_dagster.catalog import glue
-from movesmart_dagster.catalog.glue import (
-    CatalogError,
-    GlueCatalog,
-    discover_partitions,
-    sync_catalog,
-    table_location,
-)
+from movesmart_dagster.schemas import ALL_TABLES, PARTITION_COLUMN, Field, FieldType, arrow_table_schema
 from movesmart_dagster.settings import REPO_ROOT, Settings, load_settings
+from movesmart_dagster.tables import catalog
+from movesmart_dagster.tables.catalog import CatalogError, ensure_tables, iceberg_schema, load_table
+
+TS = datetime(2024, 6, 3, 8, 0, tzinfo=UTC)
+
+
+def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "movesmart_dagster.cli", "catalog", *args],
+        env={**os.environ, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _open_every_table(printed: str, env: dict[str, str]) -> dict[str, int]:
+    """What the acceptance checks do with the printed JSON, in a process of their own."""
+    code = (
+        "import json, sys\n"
+        "from pyiceberg.catalog import load_catalog\n"
+        "doc = json.loads(sys.stdin.read())\n"
+        "c = load_catalog('movesmart', **doc['properties'])\n"
+        f"print(json.dumps({{t: len(c.load_table(doc['namespace'] + '.' + t).schema().fields) for t in {list(ALL_TABLES)!r}}}))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        input=printed,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _no_credentials(properties: dict[str, str]) -> None:
+    for key, value in properties.items():
+        assert not any(word in key.lower() for word in ("key", "secret", "token", "password")), key
+        assert "testing" not in value and "local-secret" not in value, key
+
+
+def test_properties_contract_on_the_local_catalog(tmp_path: Path) -> None:
+    env = {"MOVESMART_HOME": str(tmp_path / "home")}
+    ensured = _cli(env, "ensure")
+    assert ensured.returncode == 0, ensured.stderr
+    assert ensured.stdout.splitlines() == [f"smartcity.{t}: created" for t in ALL_TABLES]
+    assert _cli(env, "ensure").stdout.splitlines() == [f"smartcity.{t}: unchanged" for t in ALL_TABLES]
+    out = _cli(env, "properties")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["namespace"] == "smartcity"
+    assert doc["properties"]["type"] == "sql"
+    assert doc["properties"]["uri"] == f"sqlite:///{tmp_path / 'home' / 'catalog' / 'iceberg.db'}"
+    _no_credentials(doc["properties"])
+    opened = _open_every_table(out.stdout, env)
+    assert opened == {t: len(iceberg_schema(t).fields) for t in ALL_TABLES}
+
+
+def test_tables_follow_schemas_py(tmp_path: Path) -> None:
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    for table in ALL_TABLES:
+        iceberg = load_table(settings, table)
+        schema = iceberg.schema()
+        # ids, names, types and nesting exactly as derived (location a struct with its own ids)
+        assert schema.as_struct() == iceberg_schema(table).as_struct()
+        expected = [n for n, _ in schemas.columns_for_table(table)] + [PARTITION_COLUMN]
+        assert [f.name for f in schema.fields] == expected
+        assert [f.field_id for f in schema.fields] == list(range(1, len(expected) + 1))
+        (field,) = iceberg.spec().fields
+        source = schema.find_column_name(field.source_id)
+        assert source == ("kafka_timestamp" if table == "quarantine" else "timestamp")
+        assert str(field.transform) == "day"
+        assert iceberg.location() == f"{settings.warehouse}/smartcity/{table}"
+        assert iceberg.properties["write.parquet.compression-codec"] == "zstd"
+    weather = load_table(settings, "weather_data")
+    location = weather.schema().find_field("location")
+    assert [(f.field_id, f.name) for f in location.field_type.fields] == [(17, "latitude"), (18, "longitude")]
+    assert weather.properties["write.parquet.dict-encoding-enabled.column.location.latitude"] == "false"
+    assert "write.parquet.dict-encoding-enabled.column.weatherCondition" not in weather.properties
+
+
+def _gps_rows(n: int) -> pa.Table:
+    schema = arrow_table_schema("gps_data").append(pa.field(PARTITION_COLUMN, pa.date32()))
+    rows = [
+        {
+            "id": f"id-{i}",
+            "deviceId": "d",
+            "timestamp": TS,
+            "speed": 1.0,
+            "kafka_topic": "gps_data",
+            "kafka_partition": 0,
+            "kafka_offset": i,
+            "kafka_timestamp": TS,
+            "ingested_at": TS,
+            PARTITION_COLUMN: date(2024, 6, 3),
+        }
+        for i in range(n)
+    ]
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _with_gps_fields(monkeypatch: pytest.MonkeyPatch, fields: tuple[Field, ...]) -> None:
+    monkeypatch.setitem(schemas.RECORDS_BY_NAME, "gps", replace(schemas.GPS, fields=fields))
+
+
+def test_a_field_added_in_schemas_py_is_added_without_rewrite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    gps = load_table(settings, "gps_data")
+    gps.append(_gps_rows(3))
+    before = load_table(settings, "gps_data")
+    files_before = sorted(t.file.file_path for t in before.scan().plan_files())
+
+    _with_gps_fields(monkeypatch, (*schemas.GPS.fields, Field("accuracy", FieldType.DOUBLE, minimum=0)))
+    states = ensure_tables(settings)
+    assert states["gps_data"] == "evolved"
+    assert {t: s for t, s in states.items() if t != "gps_data"} == {
+        t: "unchanged" for t in ALL_TABLES if t != "gps_data"
+    }
+    after = load_table(settings, "gps_data")
+    added = after.schema().find_field("accuracy")
+    assert added.field_id == max(before.schema().field_ids) + 1 and not added.required
+    # metadata only: the same snapshot, the same files; old rows read the new field as null
+    assert after.current_snapshot().snapshot_id == before.current_snapshot().snapshot_id
+    assert sorted(t.file.file_path for t in after.scan().plan_files()) == files_before
+    assert after.scan(selected_fields=("id", "accuracy")).to_arrow().column("accuracy").null_count == 3
+    assert ensure_tables(settings)["gps_data"] == "unchanged"
+
+
+def test_an_incompatible_change_is_refused_naming_the_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    original = load_table(settings, "gps_data").schema()
+    retyped = tuple(replace(f, type=FieldType.STRING) if f.name == "speed" else f for f in schemas.GPS.fields)
+    _with_gps_fields(monkeypatch, retyped)
+    with pytest.raises(CatalogError, match=r"gps_data\.speed: the table has double, schemas.py wants string"):
+        ensure_tables(settings)
+    _with_gps_fields(monkeypatch, tuple(f for f in schemas.GPS.fields if f.name != "vehicleType"))
+    with pytest.raises(CatalogError, match=r"gps_data\.vehicleType: in the table but not in schemas.py"):
+        ensure_tables(settings)
+    assert load_table(settings, "gps_data").schema() == original  # refused: nothing changed
+
+
+def test_the_streaming_job_refuses_to_start_on_an_incompatible_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from movesmart_dagster.streaming.job import JobOptions, StreamJob
+
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    retyped = tuple(
+        replace(f, type=FieldType.INT) if f.name == "direction" else f for f in schemas.GPS.fields
+    )
+    _with_gps_fields(monkeypatch, retyped)
+    job = StreamJob(settings, JobOptions(available_now=True))
+    assert job.run() == 1
+    assert "cannot start:" in capsys.readouterr().err
+    assert job._spark is None  # refused before Spark or Kafka were touched
+
+
+# --- Glue mode, against moto ---------------------------------------------------------------------
 
 
 @pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
-    """Dummy credentials, only through the environment; no profile or config file is read."""
-    env = {
+def glue_env(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
+    """Glue catalog, s3a warehouse in a fresh bucket, dummy credentials in the environment only."""
+    suffix = uuid.uuid4().hex[:10]
+    aws = {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
         "AWS_REQUEST_CHECKSUM_CALCULATION": "when_required",
     }
-    for key, value in env.items():
+    for key, value in aws.items():
         monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(key, raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    env = {
+        **aws,
+        "MOVESMART_HOME": str(tmp_path / "home"),
+        "MOVESMART_CATALOG": "glue",
+        "MOVESMART_WAREHOUSE": f"s3a://movesmart-{suffix}/warehouse",
+        "MOVESMART_S3_ENDPOINT": moto_endpoint,
+        "MOVESMART_GLUE_DATABASE": f"smartcity_{suffix}",
+    }
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=f"movesmart-{suffix}"
+    )
     return env
 
 
-@pytest.fixture
-def s3_settings(moto_endpoint: str, aws_env: dict[str, str], tmp_path: Path) -> Settings:
-    """An s3a:// warehouse in a fresh bucket and a fresh Glue database name."""
-    suffix = uuid.uuid4().hex[:10]
-    bucket = f"movesmart-test-{suffix}"
-    settings = load_settings(
-        {
-            "MOVESMART_HOME": str(tmp_path / "home"),
-            "MOVESMART_WAREHOUSE": f"s3a://{bucket}/warehouse",
-            "MOVESMART_S3_ENDPOINT": moto_endpoint,
-            "MOVESMART_GLUE_DATABASE": f"smartcity_{suffix}",
-            "AWS_REGION": "us-east-1",
-        }
-    )
-    s3(settings).create_bucket(Bucket=bucket)
-    return settings
+def test_glue_mode_registers_iceberg_tables_in_the_database(glue_env: dict[str, str]) -> None:
+    settings: Settings = load_settings(glue_env)
+    assert ensure_tables(settings) == {t: "created" for t in ALL_TABLES}
+    assert ensure_tables(settings) == {t: "unchanged" for t in ALL_TABLES}
+    glue = boto3.client("glue", endpoint_url=settings.s3_endpoint, region_name="us-east-1")
+    tables = glue.get_tables(DatabaseName=settings.glue_database)["TableList"]
+    assert sorted(t["Name"] for t in tables) == sorted(ALL_TABLES)
+    bucket = settings.warehouse_bucket
+    for t in tables:
+        assert t["Parameters"]["table_type"].upper() == "ICEBERG"
+        # s3://, never s3a://: what Athena and Redshift read
+        assert t["Parameters"]["metadata_location"].startswith(
+            f"s3://{bucket}/warehouse/{settings.glue_database}/"
+        )
+        assert not glue.get_partitions(DatabaseName=settings.glue_database, TableName=t["Name"])["Partitions"]
 
-
-def s3(settings: Settings) -> Any:
-    return boto3.client("s3", endpoint_url=settings.s3_endpoint, region_name=settings.aws_region)
-
-
-def put(settings: Settings, *keys: str) -> None:
-    """Write objects under the warehouse prefix (bytes are irrelevant to the catalog)."""
-    client = s3(settings)
-    prefix = settings.warehouse.split("/", 3)[3]
-    for key in keys:
-        client.put_object(Bucket=settings.warehouse_bucket, Key=f"{prefix}/{key}", Body=b"PAR1")
-
-
-def glue_table(settings: Settings, table: str) -> dict[str, Any]:
-    catalog = GlueCatalog.from_settings(settings)
-    return catalog.client.get_table(DatabaseName=settings.glue_database, Name=table)["Table"]
-
-
-def test_from_settings_points_glue_at_the_local_endpoint(s3_settings: Settings) -> None:
-    catalog = GlueCatalog.from_settings(s3_settings)
-    assert catalog.client.meta.endpoint_url == s3_settings.s3_endpoint
-    assert catalog.client.meta.region_name == "us-east-1"
-
-
-def test_sync_creates_database_tables_and_partitions(s3_settings: Settings) -> None:
-    put(
-        s3_settings,
-        "gps_data/event_date=2024-01-01/part-00000-a.zstd.parquet",
-        "gps_data/event_date=2024-01-02/part-00000-b.zstd.parquet",
-        "vehicle_data/event_date=2024-01-02/part-00000-c.zstd.parquet",
-    )
-    result = sync_catalog(s3_settings)
-
-    assert set(result) == set(schemas.ALL_TABLES)
-    assert all(r["table"] == "created" for r in result.values())
-    assert result["gps_data"]["added"] == ["2024-01-01", "2024-01-02"]
-    assert result["vehicle_data"]["added"] == ["2024-01-02"]
-    assert result["weather_data"]["added"] == []
-
-    client = GlueCatalog.from_settings(s3_settings).client
-    assert client.get_database(Name=s3_settings.glue_database)["Database"]["Name"] == (
-        s3_settings.glue_database
-    )
-    names = {t["Name"] for t in client.get_tables(DatabaseName=s3_settings.glue_database)["TableList"]}
-    assert names == set(schemas.ALL_TABLES)
-
-    table = glue_table(s3_settings, "gps_data")
-    sd = table["StorageDescriptor"]
-    bucket = s3_settings.warehouse_bucket
-    assert table["TableType"] == "EXTERNAL_TABLE"
-    assert table["Parameters"]["classification"] == "parquet"
-    assert table["PartitionKeys"] == [{"Name": "event_date", "Type": "string"}]
-    assert sd["Location"] == f"s3://{bucket}/warehouse/gps_data/"  # s3://, never s3a://
-    assert sd["SerdeInfo"]["SerializationLibrary"] == glue.PARQUET_SERDE
-    assert sd["InputFormat"] == glue.PARQUET_INPUT_FORMAT
-    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == schemas.columns_for_table("gps_data")
-
-    quarantine = glue_table(s3_settings, "quarantine")["StorageDescriptor"]["Columns"]
-    assert [c["Name"] for c in quarantine] == [n for n, _ in schemas.QUARANTINE_COLUMNS]
-
-    partition = client.get_partition(
-        DatabaseName=s3_settings.glue_database, TableName="gps_data", PartitionValues=["2024-01-01"]
-    )["Partition"]
-    assert partition["StorageDescriptor"]["Location"] == (
-        f"s3://{bucket}/warehouse/gps_data/event_date=2024-01-01/"
-    )
-    assert partition["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == glue.PARQUET_SERDE
-
-
-def test_sync_is_idempotent_and_follows_new_days(s3_settings: Settings) -> None:
-    put(s3_settings, "gps_data/event_date=2024-03-01/part-0.parquet")
-    first = sync_catalog(s3_settings, tables=("gps_data",))
-    assert first["gps_data"] == {"table": "created", "added": ["2024-03-01"]}
-
-    again = sync_catalog(s3_settings, tables=("gps_data",))
-    assert again["gps_data"] == {"table": "unchanged", "added": []}
-
-    # a new day lands (and a new file in an existing day): only the new day is added
-    put(
-        s3_settings,
-        "gps_data/event_date=2024-03-01/part-1.parquet",
-        "gps_data/event_date=2024-03-02/part-0.parquet",
-    )
-    later = sync_catalog(s3_settings, tables=("gps_data",))
-    assert later["gps_data"] == {"table": "unchanged", "added": ["2024-03-02"]}
-    catalog = GlueCatalog.from_settings(s3_settings)
-    assert catalog.list_partitions(s3_settings.glue_database, "gps_data") == ["2024-03-01", "2024-03-02"]
-
-
-def test_metadata_staging_and_checkpoints_are_never_catalogued(s3_settings: Settings) -> None:
-    put(
-        s3_settings,
-        "gps_data/event_date=2024-05-01/part-0.parquet",
-        "gps_data/_spark_metadata/0",
-        "gps_data/_spark_metadata/1.compact",
-        "gps_data/_staging/event_date=2024-05-02/part-0.parquet",
-        "gps_data/.tmp/event_date=2024-05-03/part-0.parquet",
-        "gps_data/event_date=2024-05-04/_temporary/0/part-0.parquet",  # failed batch only
-        "gps_data/event_date=2024-05-05/.part-0.parquet.crc",
-        "_checkpoints/gps_data/offsets/0",
-        "_checkpoints/gps_data/commits/0",
-        "_staging/gps_data/event_date=2024-05-06/part-0.parquet",
-    )
-    assert discover_partitions(s3_settings, "gps_data") == ["2024-05-01"]
-    result = sync_catalog(s3_settings)
-    assert result["gps_data"]["added"] == ["2024-05-01"]
-
-    client = GlueCatalog.from_settings(s3_settings).client
-    names = {t["Name"] for t in client.get_tables(DatabaseName=s3_settings.glue_database)["TableList"]}
-    assert not {n for n in names if n.startswith(("_", "."))}
-    parts = client.get_partitions(DatabaseName=s3_settings.glue_database, TableName="gps_data")
-    locations = [p["StorageDescriptor"]["Location"] for p in parts["Partitions"]]
-    assert len(locations) == 1
-    assert "/_" not in locations[0] and "/." not in locations[0]
-    with pytest.raises(CatalogError, match="hidden"):
-        discover_partitions(s3_settings, "_checkpoints")
-
-
-def test_a_changed_schema_updates_the_table(s3_settings: Settings) -> None:
-    catalog = GlueCatalog.from_settings(s3_settings)
-    database = s3_settings.glue_database
-    location = table_location(s3_settings, "weather_data")
-    catalog.ensure_database(database)
-    old = glue.table_input("weather_data", location)
-    old["StorageDescriptor"]["Columns"] = old["StorageDescriptor"]["Columns"][:3]  # an older schema
-    catalog.client.create_table(DatabaseName=database, TableInput=old)
-
-    assert catalog.ensure_table(database, "weather_data", location) == "updated"
-    columns = glue_table(s3_settings, "weather_data")["StorageDescriptor"]["Columns"]
-    assert [(c["Name"], c["Type"]) for c in columns] == schemas.columns_for_table("weather_data")
-    assert catalog.ensure_table(database, "weather_data", location) == "unchanged"
-    assert catalog.ensure_database(database) is False
-
-
-def test_partitions_are_added_in_batches_of_100(s3_settings: Settings) -> None:
-    catalog = GlueCatalog.from_settings(s3_settings)
-    database = s3_settings.glue_database
-    location = table_location(s3_settings, "traffic_data")
-    catalog.ensure_database(database)
-    catalog.ensure_table(database, "traffic_data", location)
-
-    calls: list[int] = []
-    catalog.client.meta.events.register(
-        "provide-client-params.glue.BatchCreatePartition",
-        lambda params, **_: calls.append(len(params["PartitionInputList"])),
-    )
-    values = [f"2023-{m:02d}-{d:02d}" for m in range(1, 10) for d in range(1, 29)][:250]
-    added = catalog.sync_partitions(database, "traffic_data", location, values)
-    assert added == sorted(values)
-    assert calls == [100, 100, 50]
-    assert catalog.list_partitions(database, "traffic_data") == sorted(values)
-    assert catalog.sync_partitions(database, "traffic_data", location, values) == []
-    assert calls == [100, 100, 50]  # nothing left to send
-
-
-def test_local_warehouse_discovery(tmp_path: Path) -> None:
-    warehouse = tmp_path / "warehouse"
-    settings = load_settings({"MOVESMART_HOME": str(tmp_path), "MOVESMART_WAREHOUSE": warehouse.as_uri()})
-    gps = warehouse / "gps_data"
-    for rel in (
-        "event_date=2024-02-01/part-0.parquet",
-        "event_date=2024-02-02/part-0.parquet",
-        "_spark_metadata/0",
-        "_staging/event_date=2024-02-03/part-0.parquet",
-        ".hidden/event_date=2024-02-04/part-0.parquet",
-        "event_date=2024-02-05/_temporary/part-0.parquet",
-    ):
-        (gps / rel).parent.mkdir(parents=True, exist_ok=True)
-        (gps / rel).write_bytes(b"PAR1")
-    (gps / "event_date=2024-02-06").mkdir()  # empty: nothing to read yet
-    assert discover_partitions(settings, "gps_data") == ["2024-02-01", "2024-02-02"]
-    assert discover_partitions(settings, "gps_data", known={"2024-02-06"}) == [
-        "2024-02-01",
-        "2024-02-02",
-        "2024-02-06",
-    ]
-    assert discover_partitions(settings, "weather_data") == []  # no folder yet
-    assert table_location(settings, "gps_data") == f"{warehouse.as_uri()}/gps_data/"
-
-
-def test_catalog_command_syncs_against_the_endpoint(s3_settings: Settings, aws_env: dict[str, str]) -> None:
-    put(s3_settings, "emergency_data/event_date=2024-06-01/part-0.parquet")
-    env = {
-        **os.environ,
-        **aws_env,
-        "MOVESMART_HOME": str(s3_settings.home_dir),
-        "MOVESMART_WAREHOUSE": s3_settings.warehouse,
-        "MOVESMART_S3_ENDPOINT": str(s3_settings.s3_endpoint),
-        "MOVESMART_GLUE_DATABASE": s3_settings.glue_database,
-    }
-    cmd = [sys.executable, "-m", "movesmart_dagster.catalog", "sync"]
-    out = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    out = _cli(glue_env, "properties")
     assert out.returncode == 0, out.stderr
-    db = s3_settings.glue_database
-    assert f"{db}.emergency_data: table created, 1 partition(s) added" in out.stdout
-    assert f"{db}.gps_data: table created, 0 partition(s) added" in out.stdout
-    again = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert f"{db}.emergency_data: table unchanged, 0 partition(s) added" in again.stdout
+    doc = json.loads(out.stdout)
+    assert doc["namespace"] == settings.glue_database
+    assert doc["properties"]["type"] == "glue"
+    assert doc["properties"]["glue.endpoint"] == settings.s3_endpoint
+    _no_credentials(doc["properties"])
+    assert _open_every_table(out.stdout, glue_env) == {t: len(iceberg_schema(t).fields) for t in ALL_TABLES}
+    # an append through pyiceberg is a new Glue metadata location, read back through the catalog
+    gps = load_catalog("movesmart", **doc["properties"]).load_table(f"{doc['namespace']}.gps_data")
+    gps.append(_gps_rows(4))
+    assert catalog.load_table(settings, "gps_data").scan().to_arrow().num_rows == 4
+
+
+def test_glue_mode_needs_an_s3_warehouse(tmp_path: Path) -> None:
+    from movesmart_dagster.settings import SettingsError
+
+    with pytest.raises(SettingsError, match="MOVESMART_CATALOG"):
+        load_settings({"MOVESMART_HOME": str(tmp_path), "MOVESMART_CATALOG": "glue"})

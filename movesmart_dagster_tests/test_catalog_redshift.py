@@ -2,7 +2,7 @@
 
 Redshift cannot run on this machine (no emulator serves the Redshift SQL dialect; moto's
 Data API never finishes a statement). So the executor is tested with a RECORDED FAKE
-client — `RecordingDataApi` below — the one fake in this suite: it records each request,
+client — `RecordingDataApi` below (a fake because Redshift cannot run here): it records each request,
 checks its parameters against botocore's real `redshift-data` service model (so a request
 the real API would refuse fails here too), and answers with scripted statuses.
 """

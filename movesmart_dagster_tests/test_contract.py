@@ -317,3 +317,109 @@ def test_validate_never_raises_on_mangled_payloads():
         assert verdict.valid or verdict.code in REASON_CODES
         seen.add(verdict.code)
     assert {"not_json", None} <= seen
+
+
+def test_tombstone_is_not_json() -> None:
+    assert validate(GPS, None, max_bytes=10).reason == "not_json: value is null (tombstone)"
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "a\\udfffb", "\\ude00\\ud83d"])
+def test_a_lone_surrogate_is_not_a_string(escaped: str) -> None:
+    """json.loads accepts `"\\ud800"` but the str has no UTF-8 form: valid, it crashed the
+    Arrow hand-over of the row to Spark (a poison pill). Pairs stay valid text."""
+    base = seed_payloads()["gps"]
+    payload = json.dumps(base)[:-1] + f', "direction": "{escaped}"}}'
+    payload = payload.replace(f'"direction": "{base["direction"]}", ', "")
+    verdict = validate(GPS, payload.encode())
+    assert verdict.reason == "wrong_type: direction must be Unicode text (it holds a lone surrogate)"
+    paired = validate(GPS, payload.replace(escaped, "\\ud83d\\ude00").encode())
+    assert paired.valid and paired.row["direction"] == "\U0001f600"
+
+
+# --- the event-time rule: from the start date to MOVESMART_MAX_FUTURE_SKEW past ingestion ----
+RULE = contract.EventTimeRule(datetime(2024, 1, 1, tzinfo=UTC), timedelta(days=1))
+INGESTED = datetime(2024, 6, 3, 9, 0, 0, 123000, tzinfo=UTC)  # a Kafka timestamp: milliseconds
+US = timedelta(microseconds=1)
+
+
+def _at(name: str, ts: datetime | str) -> contract.Verdict:
+    text = ts if isinstance(ts, str) else ts.isoformat()
+    return validate(SCHEMA[name], _dumps({**seed_payloads()[name], "timestamp": text}), None, RULE, INGESTED)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_event_times_between_the_start_date_and_the_skew_ahead_of_ingestion_are_valid(name):
+    for ts in (RULE.start, INGESTED, INGESTED + RULE.max_future_skew, INGESTED - timedelta(days=150)):
+        verdict = _at(name, ts)
+        assert verdict.valid, verdict.reason
+        assert verdict.row["timestamp"] == ts
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_event_time_before_the_start_date_is_out_of_range(name):
+    verdict = _at(name, RULE.start - US)
+    assert verdict.reason == (
+        "out_of_range: timestamp=2023-12-31T23:59:59.999999+00:00 is before the start date 2024-01-01"
+    )
+    # an offset moves the instant, and the instant is what counts: 00:30+01:00 is 23:30 UTC the day before
+    assert _at(name, "2024-01-01T00:30:00+01:00").reason == (
+        "out_of_range: timestamp=2023-12-31T23:30:00+00:00 is before the start date 2024-01-01"
+    )
+    assert _at(name, "2023-12-31T23:30:00-01:00").valid
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_an_event_time_more_than_the_skew_ahead_of_ingestion_is_out_of_range(name):
+    verdict = _at(name, INGESTED + RULE.max_future_skew + US)
+    assert verdict.reason == (
+        "out_of_range: timestamp=2024-06-04T09:00:00.123001+00:00 is more than P1D ahead of "
+        "its ingestion at 2024-06-03T09:00:00.123000+00:00"
+    )
+    assert _at(name, "2099-01-01T00:00:00Z").code == "out_of_range"
+
+
+def test_the_skew_is_named_as_its_setting_is_written():
+    rule = contract.EventTimeRule(RULE.start, timedelta(hours=6, minutes=30))
+    doc = {**seed_payloads()["gps"], "timestamp": "2024-06-03T15:30:00.124"}
+    verdict = validate(GPS, _dumps(doc), None, rule, INGESTED)
+    assert verdict.reason.endswith(
+        "is more than PT6H30M ahead of its ingestion at 2024-06-03T09:00:00.123000+00:00"
+    )
+    assert validate(GPS, _dumps({**doc, "timestamp": "2024-06-03T15:30:00.123"}), None, rule, INGESTED).valid
+
+
+def test_a_zero_skew_accepts_event_times_up_to_the_ingestion_itself():
+    rule = contract.EventTimeRule(RULE.start, timedelta(0))
+    doc = seed_payloads()["gps"]
+    assert validate(GPS, _dumps({**doc, "timestamp": INGESTED.isoformat()}), None, rule, INGESTED).valid
+    later = (INGESTED + US).isoformat()
+    assert validate(GPS, _dumps({**doc, "timestamp": later}), None, rule, INGESTED).code == "out_of_range"
+
+
+def test_the_time_rule_comes_after_the_shape_rules():
+    """A record broken in shape keeps that reason; only a well-formed record is judged in time."""
+    doc = {**seed_payloads()["vehicle"], "timestamp": "1999-01-01T00:00:00", "speed": "fast"}
+    assert validate(VEHICLE, _dumps(doc), None, RULE, INGESTED).reason == "wrong_type: speed must be a number"
+    doc = {**seed_payloads()["vehicle"], "timestamp": "not a time"}
+    assert validate(VEHICLE, _dumps(doc), None, RULE, INGESTED).code == "bad_timestamp"
+
+
+def test_an_upper_bound_beyond_any_datetime_is_no_bound():
+    rule = contract.EventTimeRule(RULE.start, timedelta(days=3_000_000))  # 2024 + ~8,200 years
+    doc = {**seed_payloads()["gps"], "timestamp": "9999-12-31T23:59:59"}
+    assert validate(GPS, _dumps(doc), None, rule, INGESTED).valid
+
+
+def test_a_time_rule_needs_the_ingestion_time():
+    with pytest.raises(TypeError, match="ingested_at"):
+        validate(GPS, _dumps(seed_payloads()["gps"]), None, RULE)
+
+
+def test_the_rule_from_settings():
+    from movesmart_dagster.settings import load_settings
+
+    rule = contract.EventTimeRule.from_settings(
+        load_settings({"MOVESMART_START_DATE": "2025-03-04", "MOVESMART_MAX_FUTURE_SKEW": "PT2H"})
+    )
+    assert rule == contract.EventTimeRule(datetime(2025, 3, 4, tzinfo=UTC), timedelta(hours=2))
+    assert contract.EventTimeRule.from_settings(load_settings({})) == RULE  # the defaults

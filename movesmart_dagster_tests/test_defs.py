@@ -4,7 +4,8 @@ Why a snapshot: an asset key, a check or a sensor that disappears or is renamed 
 UI bookmarks, the alert history and the acceptance contract silently. The snapshot lists
 every asset (group, kinds, upstreams, freshness), check (blocking), sensor and schedule
 (default status), and job. After an intended change, refresh it with
-`MOVESMART_UPDATE_SNAPSHOTS=1 pytest movesmart_dagster_tests/test_defs.py` and commit the diff.
+`MOVESMART_UPDATE_SNAPSHOTS=1 pytest movesmart_dagster_tests/test_defs.py` (it rewrites the file
+and fails, so a changed snapshot never passes unseen), review and commit the diff.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from movesmart_dagster.definitions import defs
-from movesmart_dagster.schemas import ALL_TABLES
+from movesmart_dagster.schemas import ALL_TABLES, TABLES
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +38,7 @@ def _snapshot() -> dict:
             "kinds": sorted(node.kinds),
             "upstream": sorted(k.to_user_string() for k in node.parent_keys),
             "partitioned": node.partitions_def is not None,
+            "partitions": str(node.partitions_def) if node.partitions_def else None,
             "freshness": type(policy).__name__ if policy else None,
             "observable": node.is_observable,
         }
@@ -60,10 +63,14 @@ def _snapshot() -> dict:
 
 def test_definitions_match_snapshot():
     current = _snapshot()
-    if os.environ.get("MOVESMART_UPDATE_SNAPSHOTS") == "1":
+    committed = json.loads(SNAPSHOT.read_text()) if SNAPSHOT.exists() else None
+    if os.environ.get("MOVESMART_UPDATE_SNAPSHOTS") == "1" and current != committed:
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
-    assert current == json.loads(SNAPSHOT.read_text())
+        pytest.fail(
+            f"snapshot rewritten: review `git diff {SNAPSHOT.name}`, then run again without the variable"
+        )
+    assert current == committed
 
 
 def test_contract_names():
@@ -72,8 +79,7 @@ def test_contract_names():
     for table in ALL_TABLES:
         assert any(k.endswith(table) and k.startswith("smartcity/") for k in keys), table
     assert any("dev_smartcity" in k for k in keys)
-    assert any("stream" in j.name for j in repo.get_all_jobs())
-    assert isinstance(defs, dg.Definitions)
+    assert "streaming_job" in {j.name for j in repo.get_all_jobs()}
 
 
 def test_every_table_has_freshness_and_quality_checks():
@@ -86,7 +92,7 @@ def test_every_table_has_freshness_and_quality_checks():
         expected = (
             {"quarantine_share_below_threshold"}
             if table == "quarantine"
-            else {"no_null_ids", "no_duplicate_ids"}
+            else {"no_null_ids", "no_duplicate_ids", "freshness_check"}
         )
         assert expected <= names, (table, names)
     assert graph.get(dg.AssetKey(["catalog", "dev_smartcity"])).freshness_policy is not None
@@ -96,15 +102,57 @@ def test_freshness_window_is_configurable(monkeypatch):
     from movesmart_dagster.defs.streaming.assets import table_specs
     from movesmart_dagster.settings import load_settings
 
-    specs = table_specs(load_settings({"MOVESMART_FRESHNESS_FAIL_MINUTES": "12"}))
-    windows = [
-        s.freshness_policy.fail_window.to_timedelta().total_seconds() for s in specs if s.freshness_policy
-    ]
-    assert windows == [720.0] * 5
-    default = table_specs(load_settings({}))
-    assert [
-        s.freshness_policy.fail_window.to_timedelta().total_seconds() for s in default if s.freshness_policy
-    ] == [300.0] * 5
+    def windows(env: dict[str, str]) -> dict[str, float]:
+        return {
+            s.key.path[-1]: s.freshness_policy.fail_window.to_timedelta().total_seconds()
+            for s in table_specs(load_settings(env))
+            if s.freshness_policy
+        }
+
+    frequent = ["vehicle_data", "gps_data", "traffic_data", "weather_data"]
+    # emergency_data: 6.9 mean gaps between incident starts (720 s for 5 vehicles at 5 s ticks), whole minutes
+    assert windows({"MOVESMART_FRESHNESS_FAIL_MINUTES": "12"}) == {t: 720.0 for t in frequent} | {
+        "emergency_data": 83 * 60.0
+    }
+    assert windows({}) == {t: 300.0 for t in frequent} | {"emergency_data": 83 * 60.0}
+    # the setting stays the floor: a longer one applies to emergency_data too
+    assert windows({"MOVESMART_FRESHNESS_FAIL_MINUTES": "120"})["emergency_data"] == 7200.0
+
+
+def test_freshness_windows_fit_the_simulated_streams():
+    """Each table's window against what the simulator really sends: over ten default fleets, no
+    gap between two records of a table (or at either end of the drive) reaches its window; and
+    emergency_data's gaps often exceed the frequent tables' 5 minutes — with that window it
+    flapped between failed and recovered."""
+    from datetime import datetime
+
+    from movesmart_dagster.defs.streaming.assets import MODEL_FLEET, freshness_window
+    from movesmart_dagster.settings import load_settings
+    from movesmart_dagster.simulator.fleet import SimConfig, iter_records
+
+    settings = load_settings({})
+    longest: dict[str, float] = {t: 0.0 for t in TABLES}
+    over_five_minutes = gaps = 0
+    for seed in range(1, 11):
+        fleet = SimConfig(vehicles=MODEL_FLEET.vehicles, tick_seconds=MODEL_FLEET.tick_seconds, seed=seed)
+        times: dict[str, list[float]] = {t: [] for t in TABLES}
+        start = end = None
+        for record in iter_records(fleet):
+            at = datetime.fromisoformat(json.loads(record.value)["timestamp"]).timestamp()
+            start = at if start is None else start
+            end = at
+            times[record.topic].append(at)
+        for table, stamps in times.items():
+            points = [start, *stamps, end]
+            table_gaps = [b - a for a, b in zip(points, points[1:], strict=False)]
+            longest[table] = max(longest[table], *table_gaps)
+            if table == "emergency_data":
+                gaps += len(table_gaps)
+                over_five_minutes += sum(g > 300 for g in table_gaps)
+    for table in TABLES:
+        assert longest[table] < freshness_window(settings, table).total_seconds(), (table, longest[table])
+    assert longest["vehicle_data"] <= MODEL_FLEET.tick_seconds + 1
+    assert over_five_minutes / gaps > 0.25, (over_five_minutes, gaps)
 
 
 def test_dagster_definitions_validate(tmp_path):
@@ -152,3 +200,76 @@ def test_resources_take_values_through_envvar(monkeypatch):
     assert kafka.kafka_bootstrap_servers == dg.EnvVar("KAFKA_BOOTSTRAP_SERVERS")
     assert kafka.kafka_sasl_password == dg.EnvVar("KAFKA_SASL_PASSWORD")
     assert build_resources()["spark"].spark_master is None  # unset: the settings default applies
+
+
+def test_each_table_check_runs_on_its_own(tmp_path, monkeypatch):
+    """The Checks tab's *Execute* runs one check without materializing the table: each check is
+    its own unit of execution, and a run of one check evaluates exactly that one."""
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    graph = defs.get_repository_def().asset_graph
+    table_checks = sorted(
+        (k for k in graph.asset_check_keys if k.asset_key.path[0] == "smartcity"), key=lambda k: str(k)
+    )
+    assert len(table_checks) == 22  # 16 rules over the record tables, 1 over quarantine, 5 freshness
+    for key in table_checks:
+        assert graph.get_execution_set_asset_and_check_keys(key) == {key}, key
+    one = next(k for k in table_checks if k.name == "speed_in_range" and k.asset_key.path[-1] == "gps_data")
+    job = dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(one))
+    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    with dg.instance_for_test() as instance:
+        result = merged.resolve_job_def("one_check").execute_in_process(instance=instance)
+        evaluations = result.get_asset_check_evaluations()
+        assert [(e.asset_key, e.check_name, e.passed) for e in evaluations] == [
+            (one.asset_key, one.name, True)
+        ]
+        assert not instance.fetch_materializations(one.asset_key, limit=1).records  # nothing materialized
+
+
+def test_a_stale_table_fails_its_freshness_check(tmp_path, monkeypatch):
+    """The freshness checks use each table's own window: data 10 minutes old is stale for
+    gps_data (5 min) and fresh for emergency_data (83 min); 100 minutes old is stale for both.
+    A failed check is an ERROR, which is what marks the table's row red in the asset list."""
+    import time
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    graph = defs.get_repository_def().asset_graph
+    keys = {t: dg.AssetKey(["smartcity", t]) for t in ("gps_data", "emergency_data")}
+    checks = [dg.AssetCheckKey(k, "freshness_check") for k in keys.values()]
+    assert all(graph.get_execution_set_asset_and_check_keys(c) == {c} for c in checks)
+    job = dg.define_asset_job("table_freshness", selection=dg.AssetSelection.checks(*checks))
+    resolved = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("table_freshness")
+
+    def results(minutes_ago: float) -> dict[str, tuple[bool, dg.AssetCheckSeverity]]:
+        with dg.instance_for_test() as instance:
+            for key in keys.values():
+                updated = time.time() - minutes_ago * 60
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        key, metadata={"dagster/last_updated_timestamp": dg.MetadataValue.timestamp(updated)}
+                    )
+                )
+            evaluations = resolved.execute_in_process(instance=instance).get_asset_check_evaluations()
+        return {e.asset_key.path[-1]: (e.passed, e.severity) for e in evaluations}
+
+    error = dg.AssetCheckSeverity.ERROR
+    assert results(1) == {"gps_data": (True, error), "emergency_data": (True, error)}
+    assert results(10) == {"gps_data": (False, error), "emergency_data": (True, error)}
+    assert results(100) == {"gps_data": (False, error), "emergency_data": (False, error)}
+
+
+def test_tables_and_analytics_share_one_daily_partitions_definition(monkeypatch):
+    """One definition, from MOVESMART_START_DATE, UTC, to the last closed day."""
+    from datetime import UTC, datetime
+
+    from movesmart_dagster.definitions import build_defs
+    from movesmart_dagster.defs.keys import ANALYTICS_KEYS, TABLE_KEYS
+
+    monkeypatch.setenv("MOVESMART_START_DATE", "2025-02-03")
+    graph = build_defs().get_repository_def().asset_graph
+    keys = [*TABLE_KEYS.values(), *ANALYTICS_KEYS.values()]
+    definitions = {graph.get(k).partitions_def for k in keys}
+    assert len(definitions) == 1
+    (daily,) = definitions
+    assert isinstance(daily, dg.DailyPartitionsDefinition) and daily.timezone == "UTC"
+    now = datetime(2025, 2, 5, 13, 0, tzinfo=UTC)
+    assert daily.get_partition_keys(current_time=now) == ["2025-02-03", "2025-02-04"]

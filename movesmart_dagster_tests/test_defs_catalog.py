@@ -1,11 +1,12 @@
-"""`glue_tables` and `dev_smartcity` in their three modes.
+"""`glue_tables` (ensure the Iceberg tables) and `dev_smartcity` in their three modes.
 
-- local: no Glue; `dev_smartcity` is a schema in the persistent DuckDB file under
-  MOVESMART_HOME, and the seed's `select * from dev_smartcity.gps_data` runs on it;
-- local endpoint: Glue served by a real moto server on a free loopback port gets the
-  database, tables and `event_date` partitions (no `_spark_metadata`);
-- Redshift: the only fake of the suite — a recording stand-in for the `redshift-data` client
-  (there is no local Redshift), checking the CREATE EXTERNAL SCHEMA statement sent.
+- local: the SQLite Iceberg catalog; `dev_smartcity` is a schema in the persistent DuckDB file
+  under MOVESMART_HOME over each table's current snapshot, and the seed's
+  `select * from dev_smartcity.gps_data` runs on it;
+- Glue (`MOVESMART_CATALOG=glue`) served by a real moto server on a free loopback port: the
+  database holds the six tables as Glue tables of type ICEBERG (no partition registration);
+- Redshift: a recording stand-in for the `redshift-data` client (a fake because no Redshift
+  runs here; see test_catalog_redshift.py), checking the CREATE EXTERNAL SCHEMA statement sent.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import pytest
 from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.catalog.assets import catalog_assets
 from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, GLUE_TABLES_KEY
-from movesmart_dagster.defs.resources import DuckDBResource, GlueResource, RedshiftResource, build_resources
+from movesmart_dagster.defs.resources import DuckDBResource, RedshiftResource, build_resources
+from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster_tests.test_analytics import land_simulated_days
 
@@ -41,8 +43,9 @@ def _materialize(resources: dict[str, Any], instance: dg.DagsterInstance) -> dg.
 def test_local_mode_creates_dev_smartcity_in_duckdb(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("MOVESMART_HOME", str(home))
-    counts = land_simulated_days(home / "warehouse", datetime(2024, 4, 1, 9, tzinfo=UTC), max_events=400)
-    (home / "warehouse" / "gps_data" / "_spark_metadata").mkdir()  # never catalogued, never read
+    counts = land_simulated_days(home, datetime(2024, 4, 1, 9, tzinfo=UTC), max_events=400)
+    orphan = home / "warehouse" / "smartcity" / "gps_data" / "data" / "failed-attempt.parquet"
+    orphan.write_bytes(b"not part of any snapshot")  # never read: readers read the snapshot
     with dg.instance_for_test() as instance:
         result = _materialize(build_resources(), instance)
         assert result.success
@@ -93,31 +96,27 @@ def moto_endpoint(monkeypatch):
     server.stop()
 
 
-def test_glue_tables_register_into_the_local_endpoint(tmp_path, monkeypatch, moto_endpoint):
-    home = tmp_path / "home"
-    monkeypatch.setenv("MOVESMART_HOME", str(home))
-    counts = land_simulated_days(home / "warehouse", datetime(2024, 4, 1, 22, tzinfo=UTC), max_events=800)
-    (home / "warehouse" / "vehicle_data" / "_spark_metadata").mkdir()
-    resources = {**build_resources(), "glue": GlueResource(s3_endpoint=moto_endpoint)}
+def test_glue_tables_ensures_iceberg_tables_in_glue(tmp_path, monkeypatch, moto_endpoint):
+    bucket = f"movesmart-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MOVESMART_CATALOG", "glue")
+    monkeypatch.setenv("MOVESMART_WAREHOUSE", f"s3a://{bucket}/warehouse")
+    monkeypatch.setenv("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+    boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    counts = land_simulated_days(tmp_path / "home", datetime(2024, 4, 1, 22, tzinfo=UTC), max_events=800)
     with dg.instance_for_test() as instance:
-        result = _materialize(resources, instance)
+        result = _materialize(build_resources(), instance)
         assert result.success
         meta = result.asset_materializations_for_node("catalog__glue_tables")[0].metadata
-        assert meta["mode"].value == "local endpoint"
-        assert meta["partitions_added"].value == sum(len(days) for days in counts.values())
-        # a second run adds nothing
-        again = _materialize(resources, instance)
-        assert (
-            again.asset_materializations_for_node("catalog__glue_tables")[0]
-            .metadata["partitions_added"]
-            .value
-            == 0
-        )
+        assert meta["mode"].value == "glue" and meta["created"].value == 0  # the landing created them
+        table = meta["tables"].value
+        rows = sum(counts["vehicle_data"].values())
+        assert "| vehicle_data | unchanged |" in table and f"| {rows} |" in table
     glue = boto3.client("glue", endpoint_url=moto_endpoint, region_name="us-east-1")
-    tables = {t["Name"] for t in glue.get_tables(DatabaseName="smartcity")["TableList"]}
-    assert set(counts) <= tables
-    parts = glue.get_partitions(DatabaseName="smartcity", TableName="vehicle_data")["Partitions"]
-    assert sorted(p["Values"][0] for p in parts) == sorted(counts["vehicle_data"])
+    tables = glue.get_tables(DatabaseName="smartcity")["TableList"]
+    assert sorted(t["Name"] for t in tables) == sorted(ALL_TABLES)
+    assert all(t["Parameters"]["table_type"].upper() == "ICEBERG" for t in tables)
+    assert not glue.get_partitions(DatabaseName="smartcity", TableName="vehicle_data")["Partitions"]
 
 
 class RecordingRedshiftData:
@@ -167,30 +166,19 @@ def test_catalog_job_is_defined_with_both_assets():
     }
 
 
-def test_warehouse_resource_lists_partitions_locally_and_on_s3(tmp_path, monkeypatch, moto_endpoint):
+def test_warehouse_resource_lists_the_days_of_the_current_snapshot(tmp_path, monkeypatch):
     from dagster_aws.s3 import S3Resource
 
     from movesmart_dagster.defs.resources import WarehouseResource
 
     monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
     local = WarehouseResource(s3=S3Resource(region_name="us-east-1"))
-    land_simulated_days(
-        tmp_path / "home" / "warehouse", datetime(2024, 4, 1, 23, 30, tzinfo=UTC), max_events=800
-    )
-    (tmp_path / "home" / "warehouse" / "gps_data" / "event_date=2099-01-01").mkdir()  # no file: no partition
+    assert local.list_partitions("gps_data") == []  # no catalog yet: nothing, and nothing created
+    land_simulated_days(tmp_path / "home", datetime(2024, 4, 1, 23, 30, tzinfo=UTC), max_events=800)
+    stray = tmp_path / "home" / "warehouse" / "smartcity" / "gps_data" / "data" / "event_day=2099-01-01"
+    stray.mkdir(parents=True)  # a folder no snapshot references: not a day of the table
     assert local.list_partitions("gps_data") == ["2024-04-01", "2024-04-02"]
+    assert (
+        local.table_uri("gps_data") == (tmp_path / "home" / "warehouse" / "smartcity" / "gps_data").as_uri()
+    )
     assert local.local_path("gps_data") == tmp_path / "home" / "warehouse" / "gps_data"
-
-    s3 = S3Resource(region_name="us-east-1", endpoint_url=moto_endpoint)
-    client = s3.get_client()
-    client.create_bucket(Bucket="movesmart-wh")
-    for key in (
-        "tables/gps_data/event_date=2024-04-01/part-0.parquet",
-        "tables/gps_data/event_date=2024-04-02/part-0.parquet",
-        "tables/gps_data/event_date=2024-04-03/_staging.parquet",  # hidden: not a partition
-        "tables/gps_data/_spark_metadata/0",
-    ):
-        client.put_object(Bucket="movesmart-wh", Key=key, Body=b"x")
-    remote = WarehouseResource(warehouse_uri="s3a://movesmart-wh/tables", s3=s3)
-    assert remote.local_path("gps_data") is None
-    assert remote.list_partitions("gps_data") == ["2024-04-01", "2024-04-02"]

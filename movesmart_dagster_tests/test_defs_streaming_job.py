@@ -1,9 +1,12 @@
-"""`streaming_job` for real: the op runs the Spark streaming job as a child and reports each batch.
+"""`streaming_job` for real: the op runs the Spark streaming job as a child and reports its days.
 
-The simulator writes to the platform broker, the job drains it (`available_now`) through real
-Spark into Parquet, and the op turns each committed batch into one materialization per table.
-Every Kafka record must appear exactly once across the tables' `rows_added`, and the offsets
-the batches reported must reach the topics' end offsets.
+The simulator writes to the platform broker, the job drains it (`available_now`, in several
+small batches) through real Spark into the Iceberg tables, and the op reports per-partition
+materializations, coalesced: with an interval longer than the run, each (table, day) gets its
+first rows at once and the rest when the job ends — at most two, however many batches. Every
+Kafka record must appear exactly once across the `rows_added`; each day's last `total_rows`
+and data version must be the table's own (its metadata); the offsets the batches reported must
+reach the topics' end offsets.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from movesmart_dagster.defs.streaming.job import streaming_job
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import ALL_TABLES, TABLES, TOPICS
 from movesmart_dagster.settings import load_settings
+from movesmart_dagster.tables.catalog import load_table
 
 BIN = Path(sys.executable).parent
 
@@ -61,26 +65,48 @@ def test_streaming_job_reports_every_batch(platform_stack, tmp_path, monkeypatch
             resources={"kafka": kafka, "spark": SparkResource(spark_driver_memory="1g")},
             run_config={
                 "ops": {
-                    "run_streaming_job": {"config": {"available_now": True, "max_offsets_per_trigger": 2000}}
+                    "run_streaming_job": {
+                        "config": {
+                            "available_now": True,
+                            "max_offsets_per_trigger": 300,
+                            "materialization_interval_s": 3600,
+                        }
+                    }
                 }
             },
         )
         assert result.success
         mats = {t: instance.fetch_materializations(key, limit=1000).records for t, key in TABLE_KEYS.items()}
 
+    settings = load_settings(env)
+    state = ProgressState.load(settings.progress_log)
+    assert state.last_batch_id is not None and state.last_batch_id >= 4  # several batches ...
     for table in TABLES:
         assert mats[table], f"no materialization of {table}"
     added = sum(m.asset_materialization.metadata["rows_added"].value for recs in mats.values() for m in recs)
     assert added == sum(sum(parts.values()) for parts in ends.values())  # every record exactly once
     assert mats["quarantine"], "2% malformed records must reach quarantine"
-    latest = {t: recs[0].asset_materialization.metadata for t, recs in mats.items() if recs}
-    for table in TABLES:
-        md = latest[table]
-        assert md["total_rows"].value == sum(
-            r.asset_materialization.metadata["rows_added"].value for r in mats[table]
-        )
-        assert md["freshness_lag_s"].value >= 0 and md["batch_id"].value >= 0
-    state = ProgressState.load(load_settings(env).progress_log)
+    for table in ALL_TABLES:
+        by_day: dict[str, list] = {}
+        for record in reversed(mats[table]):  # oldest first
+            by_day.setdefault(record.partition_key, []).append(record.asset_materialization)
+        iceberg = load_table(settings, table)
+        days = {
+            d.isoformat(): n
+            for d, n in iceberg.scan(selected_fields=("event_date",))
+            .to_duckdb("t")
+            .sql("select event_date, count(*) from t group by 1")
+            .fetchall()
+        }
+        assert set(by_day) == set(days), table  # one partition key per day the table holds
+        for day, day_mats in by_day.items():
+            assert 1 <= len(day_mats) <= 2, (table, day, len(day_mats))  # ... coalesced
+            last = day_mats[-1].metadata
+            assert sum(m.metadata["rows_added"].value for m in day_mats) == days[day]
+            assert last["dagster/row_count"].value == days[day] == last["total_rows"].value
+            assert day_mats[-1].tags["dagster/data_version"] == last["snapshot_id"].value
+            assert int(last["snapshot_id"].value) in {s.snapshot_id for s in iceberg.snapshots()}
+            assert last["watermark"].value > 0 and last["offsets"].value
     assert state.committed_offsets() == {
         t: {p: e for p, e in parts.items() if e} for t, parts in ends.items()
     }

@@ -3,7 +3,10 @@
 The child here is a small Python program that behaves like the Spark driver in the ways
 that matter: it starts a long-lived grandchild in its own process group (as pyspark starts
 the JVM) and stops on SIGTERM without taking the grandchild along. Real processes, real
-signals; the test asserts no descendant survives.
+signals. A stop (SIGTERM, then SIGKILL after the timeout) leaves no descendant; when the
+supervising process itself is SIGKILLed, the driver dies with it — its grandchild then
+outlives it (nobody is left to sweep the group), so that test asserts the driver's death
+and kills the grandchild itself.
 """
 
 from __future__ import annotations
@@ -16,10 +19,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from movesmart_dagster.defs.streaming.job import batch_materializations
-from movesmart_dagster.defs.streaming.process import SupervisedProcess, _group_members
-from movesmart_dagster.defs.streaming.progress_state import ProgressState
-from movesmart_dagster.streaming.progress import BatchProgress, TableProgress, append
+from movesmart_dagster.defs.streaming.process import SupervisedProcess
+from movesmart_dagster.stack.processes import group_members
 
 DRIVER = textwrap.dedent(
     """
@@ -56,12 +57,12 @@ def test_stop_terminates_the_driver_and_sweeps_its_group(tmp_path):
         [sys.executable, "-c", DRIVER], dict(os.environ), tmp_path / "driver.log"
     ).start()
     grandchild = _grandchild(tmp_path / "driver.log")
-    assert _alive(grandchild) and grandchild in _group_members(proc.pid)
+    assert _alive(grandchild) and grandchild in group_members(proc.pid)
     started = time.monotonic()
     assert proc.stop(timeout=10) == 0  # exited on SIGTERM, status 0
     assert time.monotonic() - started < 20
     assert not _alive(grandchild), "the grandchild (the JVM's stand-in) outlived the stop"
-    assert not _group_members(proc.pid)
+    assert not group_members(proc.pid)
     assert proc.stop(timeout=1) == 0  # idempotent
 
 
@@ -99,39 +100,3 @@ def test_the_driver_dies_with_its_run_worker(tmp_path):
     os.kill(
         grandchild, signal.SIGKILL
     )  # the driver's own exit leaves its child to the sweep we no longer run
-
-
-def test_one_materialization_per_table_with_rows(tmp_path):
-    log = tmp_path / "progress.jsonl"
-    state = ProgressState()
-    batch = BatchProgress(
-        3,
-        "2024-06-03T08:00:05Z",
-        812,
-        {
-            "vehicle_data": TableProgress(
-                rows=120, offsets={"0": [0, 60], "1": [0, 60]}, freshness_lag_s=1.5, partitions=["2024-06-03"]
-            ),
-            "gps_data": TableProgress(rows=0, offsets={"0": [5, 5]}),
-            "quarantine": TableProgress(rows=2, partitions=["2024-06-03"]),
-        },
-    )
-    append(log, batch)
-    (read,) = state.advance(log)
-    mats = batch_materializations(read, state)
-    assert [m.asset_key.path for m in mats] == [["smartcity", "quarantine"], ["smartcity", "vehicle_data"]]
-    vehicle = mats[1].metadata
-    assert vehicle["rows_added"].value == 120 and vehicle["total_rows"].value == 120
-    assert vehicle["batch_id"].value == 3 and vehicle["freshness_lag_s"].value == 1.5
-    assert vehicle["offsets"].value == {"0": [0, 60], "1": [0, 60]}
-    assert state.committed_offsets()["vehicle_data"] == {0: 60, 1: 60}
-    # a second batch accumulates the running total
-    append(
-        log,
-        BatchProgress(
-            4, "2024-06-03T08:00:15Z", 700, {"vehicle_data": TableProgress(rows=30, offsets={"0": [60, 90]})}
-        ),
-    )
-    (read,) = state.advance(log)
-    assert batch_materializations(read, state)[0].metadata["total_rows"].value == 150
-    assert state.committed_offsets()["vehicle_data"] == {0: 90, 1: 60}

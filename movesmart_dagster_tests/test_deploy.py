@@ -30,6 +30,7 @@ import yaml
 
 from movesmart_dagster.settings import REPO_ROOT, load_settings
 from movesmart_dagster.spark_session import spark_conf
+from movesmart_dagster.tables.catalog import sqlite_path
 from movesmart_dagster_tests.secret_scan import find_secrets
 
 DEPLOY = REPO_ROOT / "deploy"
@@ -214,12 +215,14 @@ def test_every_image_is_pinned_to_a_version(compose: dict[str, Any]) -> None:
 
 
 def test_image_versions_match_the_python_and_jvm_pins(compose: dict[str, Any]) -> None:
-    spark_repo, spark_tag = image(compose, "spark-master")
-    assert spark_repo == "apache/spark"
-    version, scala, java, *_ = spark_tag.split("-")
-    assert version == pinned("pyspark") == pom_property("spark.version")
-    assert scala == f"scala{pom_property('scala.binary.version')}"
-    assert {image(compose, s) for s in ("spark-worker-1", "spark-worker-2")} == {(spark_repo, spark_tag)}
+    # the Spark master and workers run the image the Dockerfile builds: the pyspark of the lock,
+    # so the cluster's Spark, Java and Python are the driver's (no Spark image of its own to drift)
+    ours = f"movesmart/dagster:{pyproject()['project']['version']}"
+    for service in ("spark-master", "spark-worker-1", "spark-worker-2"):
+        spec = compose["services"][service]
+        assert spec["image"] == ours and spec["build"]["dockerfile"] == "Dockerfile", service
+        assert spec["command"][0] == "spark-class", service  # pyspark's own launcher, on the PATH
+    assert pinned("pyspark") == locked("pyspark") == pom_property("spark.version")
 
     kafka_repo, kafka_tag = image(compose, "kafka")
     assert (kafka_repo, kafka_tag) == ("apache/kafka", pom_property("kafka.version"))
@@ -230,8 +233,7 @@ def test_image_versions_match_the_python_and_jvm_pins(compose: dict[str, Any]) -
     maven, python = froms
     assert re.fullmatch(r"maven:\d+\.\d+\.\d+-eclipse-temurin-(\d+)", maven)
     jdk = re.search(r"temurin-(\d+)", maven).group(1)  # type: ignore[union-attr]
-    assert java == f"java{jdk}", "the Spark cluster and the driver image run the same Java"
-    assert f"openjdk-{jdk}-jre-headless" in dockerfile
+    assert f"openjdk-{jdk}-jre-headless" in dockerfile, "the jars are built for the JRE that runs them"
     py = re.fullmatch(r"python:(\d+)\.(\d+)\.(\d+)-slim-bookworm", python)
     assert py, python
     requires = pyproject()["project"]["requires-python"]
@@ -304,7 +306,11 @@ def test_configuration_comes_from_env_files_and_secrets_only_by_interpolation(
             check=True,
         ).stdout.split()
     )
-    movesmart_services = [n for n, s in compose["services"].items() if s["image"].startswith("movesmart/")]
+    movesmart_services = [  # the platform's own services (the Spark ones share the image, not the settings)
+        n
+        for n, s in compose["services"].items()
+        if s["image"].startswith("movesmart/") and s["command"][0] != "spark-class"
+    ]
     assert {"dagster-code", "dagster-webserver", "dagster-daemon"} <= set(movesmart_services)
     for name, service in compose["services"].items():
         for env_file in service.get("env_file", []):
@@ -342,6 +348,18 @@ def test_the_streaming_job_runs_on_the_spark_cluster(compose: dict[str, Any]) ->
     assert settings.warehouse == f"s3a://{settings.s3_bucket}/warehouse"
     assert settings.s3_endpoint == "http://minio:9000" and "minio" in compose["services"]
     assert settings.kafka_bootstrap_servers == "kafka:9092"
+    # the Iceberg catalog: a SQLite file on the volume of the one container that opens it
+    assert settings.catalog == "local"
+    code_volumes = compose["services"]["dagster-code"]["volumes"]
+    assert "movesmart-home:/var/lib/movesmart" in code_volumes
+    assert sqlite_path(settings).is_relative_to("/var/lib/movesmart")
+    assert conf["spark.sql.catalog.movesmart.uri"] == f"jdbc:sqlite:{sqlite_path(settings)}"
+    for name in (
+        "spark-master",
+        "spark-worker-1",
+        "spark-worker-2",
+    ):  # executors write files, not the catalog
+        assert "volumes" not in compose["services"][name], name
     kafka_env = read_env_file(DEPLOY / "kafka.env")
     assert "INTERNAL://:9092" in kafka_env["KAFKA_LISTENERS"]
     assert (
@@ -391,16 +409,48 @@ def test_production_dagster_instance_config(tmp_path: Path) -> None:
 
 def test_dockerfile_bakes_the_jars_and_runs_unprivileged() -> None:
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    # the Spark modules of jvm/ — the same poms `make setup` packages into .jars/spark
     assert (
         "COPY jvm/ jvm/" in dockerfile
         and "mvn -q -B -pl spark-connectors,spark-contract -am package" in dockerfile
     )
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    modules = ET.parse(REPO_ROOT / "jvm" / "pom.xml").getroot().findall("m:modules/m:module", ns)
+    assert {"spark-connectors", "spark-contract"} <= {m.text for m in modules}
     assert "COPY --from=jars /build/.jars/spark .jars/spark" in dockerfile
     assert not re.search(r"(curl|wget)\s", dockerfile), "nothing is downloaded outside package managers"
     users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
     ignored = (REPO_ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".jars", ".env", "deploy/.env"} <= set(ignored)
+
+
+def test_the_spark_jars_match_pyspark_and_carry_iceberg() -> None:
+    """What spark-connectors resolves (here by `make setup`, in the image by the Dockerfile's
+    stage 1): Iceberg's runtime for pyspark's Spark minor and Scala, the AWS bundle (Glue catalog)
+    at the same Iceberg version, the SQLite driver of the embedded catalog, the Kafka source at
+    pyspark's version, and hadoop-aws at the Hadoop pyspark bundles."""
+    import pyspark
+
+    spark = pom_property("spark.version")
+    minor = ".".join(spark.split(".")[:2])
+    scala = pom_property("scala.binary.version")
+    iceberg = pom_property("iceberg.version")
+    jars = {p.name for p in load_settings({}).spark_jars_dir.glob("*.jar")}
+    assert {
+        f"iceberg-spark-runtime-{minor}_{scala}-{iceberg}.jar",
+        f"iceberg-aws-bundle-{iceberg}.jar",
+        f"sqlite-jdbc-{pom_property('sqlite.jdbc.version')}.jar",
+        f"spark-sql-kafka-0-10_{scala}-{spark}.jar",
+        f"hadoop-aws-{pom_property('hadoop.version')}.jar",
+        "movesmart-spark-contract.jar",
+    } <= jars, sorted(jars)
+    assert not [j for j in jars if j.startswith(("hadoop-client", "spark-core", "scala-library"))]
+    bundled = {p.name for p in (Path(pyspark.__file__).parent / "jars").glob("*.jar")}
+    assert f"hadoop-client-api-{pom_property('hadoop.version')}.jar" in bundled
+    assert f"spark-core_{scala}-{spark}.jar" in bundled and pyspark.__version__ == spark
+    conf = spark_conf(load_settings({}))
+    assert {Path(j).name for j in conf["spark.jars"].split(",")} == jars  # what the driver ships
 
 
 def test_init_env_creates_private_random_secrets_once(tmp_path: Path, raw: dict[str, Any]) -> None:

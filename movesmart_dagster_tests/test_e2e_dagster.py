@@ -4,10 +4,13 @@ One `dagster dev` (free port, DAGSTER_HOME in tmp) serves every test of this mod
 1. the supervisor sensor (on by default) launches the streaming run by itself, and all five
    tables get materializations with the per-batch metadata — checked over GraphQL;
 2. headless Chromium (Debian's, driven by Playwright) opens the asset graph, finds the
-   tables and `dev_smartcity`, and saves a screenshot (docs/dagster-asset-graph.png);
-3. with the supervisor stopped, terminating the run over GraphQL (what the UI's Terminate
+   tables and `dev_smartcity`, and saves a screenshot (in the test's tmp folder;
+   `MOVESMART_REFRESH_DOCS=1` also writes docs/dagster-asset-graph.png, on purpose);
+3. a table's Checks tab, in the same browser: its *Execute* button is enabled for one check,
+   runs that check alone (no materialization), and the tab then shows the latest result;
+4. with the supervisor stopped, terminating the run over GraphQL (what the UI's Terminate
    button sends) cancels it and leaves no Spark JVM behind;
-4. an asset backfill of the daily analytics over two days, launched as the UI launches it,
+5. an asset backfill of the daily analytics over two days, launched as the UI launches it,
    is run by the daemon as one run and materializes both partitions.
 """
 
@@ -16,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,14 +35,16 @@ import pytest
 from movesmart_dagster.schemas import TABLES
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
-from movesmart_dagster.stack.processes import free_port, wait_for_port
+from movesmart_dagster.stack.processes import free_port, stop_group, wait_for_port
+from movesmart_dagster.tables import connect
 from movesmart_dagster_tests.conftest import stack_env
 
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-SCREENSHOT = REPO / "docs" / "dagster-asset-graph.png"
+DOCS_SCREENSHOT = REPO / "docs" / "dagster-asset-graph.png"
+SENT = 3000  # records the fixture's simulator sends (--max-events)
 
 
 @dataclass
@@ -68,7 +75,7 @@ class DagsterDev:
     def materializations(self, path: list[str], limit: int = 5) -> list[dict]:
         data = self.graphql(
             """query($key: AssetKeyInput!, $limit: Int!) { assetOrError(assetKey: $key) {
-                 ... on Asset { assetMaterializations(limit: $limit) { runId timestamp
+                 ... on Asset { assetMaterializations(limit: $limit) { runId timestamp partition
                    metadataEntries { label ... on IntMetadataEntry { intValue }
                                      ... on FloatMetadataEntry { floatValue }
                                      ... on JsonMetadataEntry { jsonString } } } } } }""",
@@ -105,18 +112,6 @@ def _jvms_of(home: Path) -> list[int]:
     return found
 
 
-def _stop_group(proc: subprocess.Popen, sig: int, timeout: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev]:
     home = tmp_path_factory.mktemp("e2e-home")
@@ -127,6 +122,8 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
         "DAGSTER_HOME": str(home / "dagster"),
         "MOVESMART_SUPERVISOR_INTERVAL_SECONDS": "5",
         "MOVESMART_STREAM_TRIGGER_INTERVAL": "5 seconds",
+        # a day's first rows go at once, later ones at most every 5 s (60 s by default)
+        "MOVESMART_MATERIALIZATION_INTERVAL_SECONDS": "5",
         "MOVESMART_SPARK_MASTER": "local[2]",
         "MOVESMART_SPARK_DRIVER_MEMORY": "1g",
     }
@@ -138,7 +135,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
     try:
         # data first, fast: seed 7 makes emergencies early, so all five topics get records
         sim = subprocess.run(
-            [str(BIN / "movesmart"), "simulate", "--vehicles", "5", "--seed", "7", "--max-events", "3000"]
+            [str(BIN / "movesmart"), "simulate", "--vehicles", "5", "--seed", "7", "--max-events", str(SENT)]
             + ["--bad-ratio", "0.01"],
             env=env,
             capture_output=True,
@@ -165,7 +162,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
         yield dev
     finally:
         for proc in procs:
-            _stop_group(proc, signal.SIGINT, 120)
+            stop_group(proc, signal.SIGINT, 120)
         broker.down()
         leftovers = _jvms_of(home)
         for pid in leftovers:
@@ -189,58 +186,78 @@ def _location_loaded(dev: DagsterDev) -> bool:
     )
 
 
-def test_supervisor_launches_streaming_and_tables_materialize(dagster_dev: DagsterDev):
+def _reported_rows(dev: DagsterDev) -> int:
+    """Rows of every table and quarantine as their newest materialization per day reports them."""
+    total = 0
+    for table in (*TABLES, "quarantine"):
+        newest: dict[str, dict] = {}
+        for mat in dev.materializations(["smartcity", table], 100):  # newest first
+            newest.setdefault(mat["partition"], mat)
+        total += sum(
+            next(e["intValue"] for e in m["metadataEntries"] if e["label"] == "total_rows")
+            for m in newest.values()
+        )
+    return total
+
+
+@pytest.fixture(scope="module")
+def streaming_run(dagster_dev: DagsterDev) -> dict:
+    """The run the supervisor launched by itself, once every record sent is reported: each
+    test that needs the stream's data asks for this (none relies on another test's effects)."""
     started = time.monotonic()
     run = _wait(
         lambda: next((r for r in dagster_dev.runs() if r["status"] == "STARTED"), None),
         240,
         "the supervisor to launch a streaming run",
     )
-    tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["movesmart/launched_by"] == "streaming_supervisor"
-    assert "dagster/sensor_name" in tags and tags["dagster/sensor_name"] == "streaming_supervisor"
 
-    def all_tables() -> dict[str, dict] | None:
+    def all_tables() -> dict[str, list[dict]] | None:
         latest = {t: dagster_dev.materializations(["smartcity", t], 1) for t in (*TABLES, "quarantine")}
         return latest if all(latest.values()) else None
 
-    latest = _wait(all_tables, 300, "materializations of the five tables and quarantine", interval=3)
+    first = _wait(all_tables, 300, "materializations of the five tables and quarantine", interval=3)
     print(f"first materializations of all tables {time.monotonic() - started:.0f}s after dagster dev was up")
-    for table, mats in latest.items():
+    _wait(lambda: _reported_rows(dagster_dev) == SENT, 300, f"all {SENT} records to be reported", interval=3)
+    return {"run": run, "first": first}
+
+
+def test_supervisor_launches_streaming_and_tables_materialize(dagster_dev: DagsterDev, streaming_run: dict):
+    run = streaming_run["run"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["movesmart/launched_by"] == "streaming_supervisor"
+    assert "dagster/sensor_name" in tags and tags["dagster/sensor_name"] == "streaming_supervisor"
+    for table, mats in streaming_run["first"].items():
         assert mats[0]["runId"] == run["runId"], table
         meta = {e["label"]: e for e in mats[0]["metadataEntries"]}
-        for label in ("rows_added", "total_rows", "batch_id", "offsets", "freshness_lag_s"):
+        for label in (
+            "rows_added",
+            "total_rows",
+            "dagster/row_count",
+            "offsets",
+            "watermark",
+            "last_batch_id",
+        ):
             assert label in meta, (table, sorted(meta))
+        assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", mats[0]["partition"]), mats[0]["partition"]  # a day
         assert meta["rows_added"]["intValue"] > 0
         assert meta["total_rows"]["intValue"] >= meta["rows_added"]["intValue"]
-        if table != "quarantine":  # quarantine's rows are counted in their topic's offset ranges
-            assert json.loads(meta["offsets"]["jsonString"]), table
-    # every record the simulator sent is in the tables, and its offsets were reported
-    totals = {t: dagster_dev.materializations(["smartcity", t], 1)[0] for t in TABLES}
-    rows = sum(
-        next(e["intValue"] for e in m["metadataEntries"] if e["label"] == "total_rows")
-        for m in totals.values()
-    )
-    assert rows > 2500
+        assert json.loads(meta["offsets"]["jsonString"]), table
+    # every record the simulator sent is in a table or in quarantine, exactly once, as reported
+    assert _reported_rows(dagster_dev) == SENT
+    con = connect(load_settings(dagster_dev.env))  # what `movesmart query` reads
+    try:
+        counts = [con.execute(f"select count(*) from {t}").fetchone()[0] for t in (*TABLES, "quarantine")]
+    finally:
+        con.close()
+    assert sum(counts) == SENT, counts
 
 
-def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev):
+def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    screenshot = tmp_path / "dagster-asset-graph.png"
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = _launch_chromium(pw)
         try:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             # dev_smartcity's lineage, all the way up: topics -> tables -> glue_tables -> dev_smartcity
@@ -255,16 +272,100 @@ def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev):
             for name in ("vehicle_data", "emergency_data", "quarantine", "glue_tables", "dev_smartcity"):
                 page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
             page.wait_for_timeout(1500)  # let the layout settle before the picture
-            page.screenshot(path=str(SCREENSHOT))
+            page.screenshot(path=str(screenshot))
             content = page.content()
         finally:
             browser.close()
     for name in (*TABLES, "quarantine", "dev_smartcity", "glue_tables"):
         assert name in content, name
-    assert SCREENSHOT.stat().st_size > 20_000
+    assert screenshot.stat().st_size > 20_000
+    if os.environ.get("MOVESMART_REFRESH_DOCS") == "1":  # refreshing the README's picture is a choice
+        shutil.copyfile(screenshot, DOCS_SCREENSHOT)
 
 
-def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev):
+def _launch_chromium(pw):
+    return pw.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=[
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
+    )
+
+
+def _table_checks(dagster_dev: DagsterDev, table: str) -> dict[str, dict]:
+    data = dagster_dev.graphql(
+        """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+             assetChecksOrError { ... on AssetChecks { checks { name canExecuteIndividually
+               executionForLatestMaterialization { runId status timestamp } } } } } } }""",
+        {"key": {"path": ["smartcity", table]}},
+    )
+    return {c["name"]: c for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+
+
+def test_ui_checks_tab_executes_one_check(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
+    """The Checks tab of a table: *Execute* is enabled for one check, runs it alone, and the
+    check's latest result is shown (screenshots go to the test's tmp folder only)."""
+    from playwright.sync_api import sync_playwright
+
+    table, check = "gps_data", "no_duplicate_ids"
+    checks = _table_checks(dagster_dev, table)
+    assert {c["canExecuteIndividually"] for c in checks.values()} == {"CAN_EXECUTE"}, checks
+    clicked_at = time.time()
+    with sync_playwright() as pw:
+        browser = _launch_chromium(pw)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            # the first-visit newsletter dialog may open at any moment: dismiss it whenever it does
+            page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
+            page.goto(
+                f"{dagster_dev.url}/assets/smartcity/{table}?view=checks",
+                wait_until="networkidle",
+                timeout=120_000,
+            )
+            page.get_by_text(check, exact=True).first.click()
+            # the check's own button (its accessible name starts with its icon's label, "execute")
+            execute = page.locator("button").filter(has_text=re.compile(r"^\s*Execute\s*$"))
+            execute.first.wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "checks-tab-before.png"))
+            assert execute.count() == 1 and execute.first.is_enabled()
+            execute.first.click()
+
+            def executed() -> dict | None:
+                latest = _table_checks(dagster_dev, table)[check]["executionForLatestMaterialization"]
+                ok = latest and latest["status"] == "SUCCEEDED" and latest["timestamp"] > clicked_at
+                return latest if ok else None
+
+            latest = _wait(executed, 240, f"{check} to run from its Checks tab", interval=3)
+            page.reload(wait_until="networkidle", timeout=120_000)
+            # the selected check's panel (checkDetail= in the URL): "Latest execution" is its result
+            page.get_by_text(check, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text("Passed", exact=True).first.wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "checks-tab-after.png"))
+        finally:
+            browser.close()
+    run = dagster_dev.graphql(
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status assetCheckSelection { name }
+             assetSelection { path } } } }""",
+        {"id": latest["runId"]},
+    )["runOrError"]
+    assert run["status"] == "SUCCESS"
+    assert [c["name"] for c in run["assetCheckSelection"]] == [check]  # this check alone
+    assert not run["assetSelection"]  # no table materialized for it
+
+
+def _sensor_daemon_heartbeat(dev: DagsterDev) -> float:
+    data = dev.graphql("{ instance { daemonHealth { allDaemonStatuses { daemonType lastHeartbeatTime } } } }")
+    statuses = data["instance"]["daemonHealth"]["allDaemonStatuses"]
+    return next(d["lastHeartbeatTime"] or 0.0 for d in statuses if d["daemonType"] == "SENSOR")
+
+
+def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev, streaming_run: dict):
     sensor = dagster_dev.graphql(
         """{ sensorOrError(sensorSelector: {repositoryLocationName: "movesmart",
               repositoryName: "__repository__", sensorName: "streaming_supervisor"}) {
@@ -278,7 +379,8 @@ def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev):
     )["stopSensor"]
     assert stopped["instigationState"]["status"] == "STOPPED"
 
-    run = next(r for r in dagster_dev.runs() if r["status"] == "STARTED")
+    run = streaming_run["run"]
+    assert next(r["status"] for r in dagster_dev.runs() if r["runId"] == run["runId"]) == "STARTED"
     assert _jvms_of(dagster_dev.home), "a Spark JVM runs while the streaming run is STARTED"
     result = dagster_dev.graphql(
         """mutation($id: String!) { terminateRun(runId: $id) { __typename
@@ -295,11 +397,15 @@ def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev):
     # a clean stop: the job got SIGTERM from the op and ended after its current batch
     (child_log,) = (dagster_dev.home / "streaming" / "logs").glob(f"*-{run['runId'][:8]}.log")
     assert "[movesmart stream] stopped after" in child_log.read_text()
-    time.sleep(12)  # two supervisor intervals: stopped, it launches nothing
+    # the sensor daemon has gone round since: a stopped supervisor launched nothing
+    canceled_at = time.time()
+    _wait(
+        lambda: _sensor_daemon_heartbeat(dagster_dev) > canceled_at, 180, "a sensor-daemon round", interval=3
+    )
     assert not [r for r in dagster_dev.runs() if r["status"] in ("QUEUED", "STARTING", "STARTED")]
 
 
-def test_ui_backfill_of_the_analytics(dagster_dev: DagsterDev):
+def test_ui_backfill_of_the_analytics(dagster_dev: DagsterDev, streaming_run: dict):
     """What *Materialize → partition range* in the UI sends: an asset backfill, run by the daemon."""
     from movesmart_dagster.defs.keys import ANALYTICS_KEYS
 

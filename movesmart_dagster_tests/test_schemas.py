@@ -103,6 +103,35 @@ def test_spark_table_schema_in_step(table):
     )
 
 
+_ICEBERG = {
+    "string": "string",
+    "double": "double",
+    "int": "int",
+    "bigint": "long",
+    "timestamp": "timestamptz",
+    "binary": "binary",
+}
+_ICEBERG_STRUCT = "struct<latitude:double,longitude:double>"
+
+
+@pytest.mark.parametrize("table", ALL_TABLES)
+def test_iceberg_schema_in_step(table):
+    from movesmart_dagster.tables.catalog import iceberg_schema
+
+    schema = iceberg_schema(table)
+    cols = _expected_columns(table)
+    assert [f.name for f in schema.fields] == [n for n, _ in cols] + [PARTITION_COLUMN]
+    # ids: the top-level columns 1..N in order, then the location struct's fields
+    assert [f.field_id for f in schema.fields] == list(range(1, len(cols) + 2))
+    n = len(cols) + 1
+    iceberg = {
+        **_ICEBERG,
+        _ICEBERG_STRUCT: f"struct<{n + 1}: latitude: optional double, {n + 2}: longitude: optional double>",
+    }
+    assert [str(f.field_type) for f in schema.fields] == [iceberg[t] for _, t in cols] + ["date"]
+    assert not any(f.required for f in schema.fields)
+
+
 @pytest.mark.parametrize("table", ALL_TABLES)
 def test_arrow_schema_in_step(table):
     arrow = schemas.arrow_table_schema(table)
@@ -157,6 +186,9 @@ def test_adding_a_field_is_a_one_place_change(monkeypatch, tmp_path):
     assert schemas.spark_table_schema(table).fieldNames()[position] == "odometer"
     assert schemas.arrow_table_schema(table).names[position] == "odometer"
     assert schemas.duckdb_columns(table)[position] == ("odometer", "DOUBLE")
+    from movesmart_dagster.tables.catalog import iceberg_schema
+
+    assert iceberg_schema(table).fields[position].name == "odometer"
     assert schemas.glue_columns(table)[position] == {"Name": "odometer", "Type": "double"}
     assert '"odometer" double' in schemas.external_table_ddl(table, "s", "s3://b")
     head = '{"id":"a","deviceId":"d","timestamp":"2024-06-03T08:00:00Z"'

@@ -424,13 +424,13 @@ class _SecureBroker:
     """The project's KafkaBroker with a SASL_SSL listener added (PLAINTEXT stays for readiness)."""
 
     def __init__(self, settings: Settings, sasl_port: int, keystore: Path, ca: Path, user: str, pw: str):
-        from movesmart_dagster.stack.kafka_broker import KafkaBroker
+        from movesmart_dagster.stack.kafka_broker import KafkaBroker, KafkaNode
 
         outer = self
 
         class Broker(KafkaBroker):
-            def _server_properties(self) -> str:
-                lines = super()._server_properties().splitlines()
+            def _server_properties(self, node: KafkaNode) -> str:
+                lines = super()._server_properties(node).splitlines()
                 out = []
                 for line in lines:
                     key = line.split("=", 1)[0]
@@ -454,22 +454,9 @@ class _SecureBroker:
                 ]
                 return "\n".join(out)
 
-            def _format_storage(self) -> None:
-                if (self.data_dir / "meta.properties").exists():
-                    return
-                cluster_id = "bW92ZXNtYXJ0LXNlY3VyZQ"
-                cmd = self._java_cmd(
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "--standalone",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(self.config_file),
-                    "--add-scram",
-                    f"SCRAM-SHA-512=[name={outer.user},password={outer.pw}]",
-                )
-                subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+            def _format_command(self, node: KafkaNode) -> list[str]:
+                scram = f"SCRAM-SHA-512=[name={outer.user},password={outer.pw}]"
+                return [*super()._format_command(node), "--add-scram", scram]
 
         self.user, self.pw = user, pw
         self.broker = Broker(settings, heap="384m")

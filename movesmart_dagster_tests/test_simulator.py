@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import signal
 import statistics
 import subprocess
@@ -16,13 +17,14 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from movesmart_dagster import contract
+from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import RECORDS_BY_TOPIC, TOPICS
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.simulator import (
@@ -31,6 +33,7 @@ from movesmart_dagster.simulator import (
     DEFECTS,
     SimConfig,
     expected_bad_count,
+    fleet,
     iter_records,
 )
 from movesmart_dagster.simulator.fleet import MIN_SPEED_KMH, uuid4_from
@@ -53,7 +56,7 @@ def _valid(topic: str, value: bytes) -> contract.Verdict:
 
 def _watermarks(bootstrap: str) -> dict[tuple[str, int], int]:
     """High watermark of every partition of the five topics (absent topics: nothing)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wm-{uuid.uuid4()}"})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"wm-{uuid.uuid4()}", **client_logging()})
     try:
         md = c.list_topics(timeout=15)
         marks = {}
@@ -66,13 +69,32 @@ def _watermarks(bootstrap: str) -> dict[tuple[str, int], int]:
         c.close()
 
 
+def _wait_for_records(bootstrap: str, before: dict, at_least: int, timeout: float = 60.0) -> None:
+    """Return once the broker holds `at_least` records more than `before` (the run is producing)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            marks = _watermarks(bootstrap)
+        except KafkaException:  # a topic the run just created may have no leader yet
+            marks = {}
+        if marks and sum(marks.values()) - sum(before.get(k, 0) for k in marks) >= at_least:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {at_least} records reached the broker in {timeout:.0f} s")
+
+
 def _read_window(bootstrap: str, before: dict, after: dict) -> list[tuple[str, int, bytes, bytes]]:
     """Every record between two sets of watermarks, as (topic, partition, key, value) in offset order."""
     wanted = {tp: (before.get(tp, 0), hi) for tp, hi in after.items() if hi > before.get(tp, 0)}
     if not wanted:
         return []
     c = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"rd-{uuid.uuid4()}", "enable.auto.commit": False}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"rd-{uuid.uuid4()}",
+            "enable.auto.commit": False,
+            **client_logging(),
+        }
     )
     c.assign([TopicPartition(t, p, lo) for (t, p), (lo, _) in wanted.items()])
     out: dict[tuple[str, int], list] = defaultdict(list)
@@ -115,6 +137,44 @@ def _run_and_read(stack: Stack, *args: str) -> tuple[subprocess.CompletedProcess
 def test_uuid4_from_matches_the_uuid_module():
     for bits in (0, 2**128 - 1, 0x1234567890ABCDEF1234567890ABCDEF, 7 << 100):
         assert uuid4_from(bits) == str(uuid.UUID(int=bits, version=4))
+
+
+def test_one_wide_random_draw_equals_the_single_draws_it_replaces():
+    # Vehicle.step draws its vehicle id, gps id, snapshot and traffic id with one getrandbits(416)
+    one, singly = random.Random("x"), random.Random("x")
+    for _ in range(50):
+        x = one.getrandbits(416)
+        vehicle, gps, snap, traffic = (singly.getrandbits(n) for n in (128, 128, 3, 128))
+        assert x & (2**128 - 1) == vehicle and (x >> 128) & (2**128 - 1) == gps
+        assert (x >> 285) & 7 == snap and x >> 288 == traffic
+        h = f"{(x & fleet._IDS_CLEAR) | fleet._IDS_SET:0104x}"
+        assert f"{h[72:80]}-{h[80:84]}-{h[84:88]}-{h[88:92]}-{h[92:104]}" == uuid4_from(vehicle)
+        assert f"{h[40:48]}-{h[48:52]}-{h[52:56]}-{h[56:60]}-{h[60:72]}" == uuid4_from(gps)
+        assert f"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}" == uuid4_from(traffic)
+        assert one.random() == singly.random()  # and the stream goes on in step
+
+
+@pytest.mark.parametrize(
+    ("start", "tick"),
+    [
+        (datetime(2024, 3, 31, 0, 59, 50, tzinfo=UTC), 5.0),  # whole seconds: timestamps by concatenation
+        (datetime(2024, 3, 31, 0, 59, 50, tzinfo=timezone(timedelta(hours=2))), 5.0),  # another offset
+        (datetime(2024, 3, 31, 0, 59, 59, 600_000, tzinfo=UTC), 0.7),  # fractions: the datetime path
+    ],
+)
+@pytest.mark.parametrize("wire_format", ["canonical", "seed"])
+def test_timestamps_are_tick_time_plus_the_vehicle_stagger(start, tick, wire_format):
+    cfg = SimConfig(vehicles=3, start_time=start, tick_seconds=tick, max_events=600, wire_format=wire_format)
+    f = fleet.Fleet(cfg)
+    n = 0
+    for t, (chunk, _) in enumerate(f.ticks()):
+        for _, value, key in chunk:
+            vehicle = f.vehicles[int(key.decode().removeprefix("vehicle-")) - 1]
+            at = start + timedelta(seconds=t * tick) + vehicle.stagger
+            at = at.replace(tzinfo=None) if wire_format == "seed" else at
+            assert json.loads(value)["timestamp"] == at.isoformat(timespec="milliseconds")
+            n += 1
+    assert n >= 500
 
 
 def test_same_seed_gives_byte_identical_records_and_another_seed_does_not():
@@ -342,7 +402,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(tmp_path, how):
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(2.5)  # mid-run: records are flowing
+        _wait_for_records(settings.kafka_bootstrap_servers, {}, at_least=5_000)  # mid-run
         assert run.poll() is None
         if how == "graceful":
             assert broker.down()
@@ -353,7 +413,7 @@ def test_broker_restart_mid_run_loses_and_duplicates_nothing(tmp_path, how):
             while pid_alive(pid):
                 time.sleep(0.1)
         assert run.poll() is None  # still producing while the broker is gone
-        time.sleep(2.0)  # records queue up in the producer meanwhile
+        time.sleep(2.0)  # the outage's length (not a wait for a condition): records queue up meanwhile
         broker.up()
         out, err = run.communicate(timeout=180)
         assert run.returncode == 0, err + out
@@ -384,7 +444,7 @@ def test_sigterm_stops_cleanly_and_everything_produced_is_on_the_broker(kafka_st
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(2.0)
+    _wait_for_records(bootstrap, before, at_least=500)  # producing: stop it mid-run
     run.send_signal(signal.SIGTERM)
     out, err = run.communicate(timeout=60)
     assert run.returncode == 0, err + out

@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from movesmart_dagster.settings import REPO_ROOT, load_settings
-from movesmart_dagster.spark_cds import archive_option, build_archive
-from movesmart_dagster.spark_session import driver_java_options, spark_conf
+from movesmart_dagster.spark_session import archive_option, driver_java_options, spark_conf
+
+sys.path.insert(0, str(REPO_ROOT / "tools"))
+from build_spark_cds import build_archive  # noqa: E402  (a make-setup tool, not the package)
 
 JARS = REPO_ROOT / ".jars"
 

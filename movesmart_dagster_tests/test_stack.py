@@ -12,6 +12,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.settings import SettingsError, load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster_tests.conftest import stack_env
@@ -32,7 +33,12 @@ def _broker_pids(home: str) -> list[int]:
 
 def _consume_all(bootstrap: str, topic: str, expected: int) -> list[bytes]:
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4()}", "auto.offset.reset": "earliest"}
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4()}",
+            "auto.offset.reset": "earliest",
+            **client_logging(),
+        }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
     values: list[bytes] = []
@@ -54,9 +60,11 @@ def test_up_produce_consume_down_up_keeps_data(tmp_path):
         assert f"bootstrap={bootstrap}" in first.stdout
 
         topic = "durability_check"
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
         admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(30)
-        producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5, **client_logging()}
+        )
         sent = [f"message-{i}".encode() for i in range(10_000)]
         for i, value in enumerate(sent):
             producer.produce(topic, value=value, key=str(i % 17))
@@ -161,9 +169,9 @@ def test_sasl_password_is_secret_and_passed_through(tmp_path):
 def test_broker_from_python_api_reports_status(kafka_stack):
     status = KafkaBroker(kafka_stack.settings).status()
     assert status.running and status.pid
-    md = AdminClient({"bootstrap.servers": kafka_stack.settings.kafka_bootstrap_servers}).list_topics(
-        timeout=10
-    )
+    md = AdminClient(
+        {"bootstrap.servers": kafka_stack.settings.kafka_bootstrap_servers, **client_logging()}
+    ).list_topics(timeout=10)
     assert len(md.brokers) == 1
 
 

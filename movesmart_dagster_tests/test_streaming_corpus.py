@@ -162,6 +162,11 @@ def _variants(record: RecordSchema) -> list[bytes]:
     return out
 
 
+def good_record(name: str) -> dict[str, Any]:
+    """A valid record of the type `name` (vehicle, gps, ...), its event time 2024-08-12 ~10:00 UTC."""
+    return dict(_GOOD[name])
+
+
 def corpus() -> list[tuple[str, bytes]]:
     """(topic, value) pairs covering every rule of every record type."""
     return [(r.topic, v) for r in RECORDS for v in _variants(r)]

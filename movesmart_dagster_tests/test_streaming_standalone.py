@@ -19,7 +19,7 @@ import pytest
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.spark_session import spark_conf
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
-from movesmart_dagster.stack.processes import free_port, stop_pid, wait_for_port
+from movesmart_dagster.stack.processes import free_port, spawn_group, stop_group, wait_for_port
 from movesmart_dagster.streaming.job import JOB_SPARK_CONF
 from movesmart_dagster_tests.conftest import stack_env
 from movesmart_dagster_tests.test_streaming_support import REPO, check_exact, simulate
@@ -28,9 +28,7 @@ SPARK_HOME = Path(pyspark.__file__).parent
 
 
 def _daemon(main: str, args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen:
-    cmd = ["java", "-Xmx512m", "-cp", f"{SPARK_HOME}/jars/*", main, *args]
-    with open(log, "ab") as fh:
-        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return spawn_group(["java", "-Xmx512m", "-cp", f"{SPARK_HOME}/jars/*", main, *args], log, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +85,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     finally:
         for proc in (worker, master):
             if proc is not None and proc.poll() is None:
-                stop_pid(proc.pid, timeout=20)
+                stop_group(proc, timeout=20)
 
 
 def test_spark_submit_on_standalone_cluster_is_exact(cluster: tuple[str, Path], tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """Helpers for the streaming tests: run the real job and simulator, read what landed.
 
 Nothing is mocked: the job runs as `movesmart stream` in a subprocess against a real
-broker, and what landed is read back through DuckDB (`movesmart_dagster.tables`), the
-way a reader that lists files sees it.
+broker, and what landed is read back through the Iceberg catalog: by DuckDB over
+pyiceberg's scan plan (`movesmart_dagster.tables`, what `movesmart query` reads), by
+pyiceberg itself, and by Spark's Iceberg catalog in a process of its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import QUARANTINE_TABLE, TABLES, TOPICS
 from movesmart_dagster.settings import Settings
 
@@ -50,9 +52,9 @@ def simulate(env: dict[str, str], *args: str) -> dict:
 
 def end_offsets(settings: Settings) -> dict[str, dict[int, int]]:
     """High watermarks per topic and partition (every offset below was produced)."""
-    admin = AdminClient(settings.kafka_client_config())
+    admin = AdminClient({**settings.kafka_client_config(), **client_logging()})
     md = admin.list_topics(timeout=10)
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": "offsets-probe"})
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": "offsets-probe", **client_logging()})
     out: dict[str, dict[int, int]] = {}
     try:
         for topic in TOPICS:
@@ -69,7 +71,8 @@ def end_offsets(settings: Settings) -> dict[str, dict[int, int]]:
 
 
 def landed(settings: Settings) -> dict[str, list[tuple]]:
-    """(id, kafka_topic, kafka_partition, kafka_offset) of every row a file-listing reader sees."""
+    """(id, kafka_topic, kafka_partition, kafka_offset) of every row of each table's current
+    snapshot, as `movesmart query` reads it (DuckDB over pyiceberg's scan plan)."""
     from movesmart_dagster.tables import connect
 
     con = connect(settings)
@@ -84,6 +87,69 @@ def landed(settings: Settings) -> dict[str, list[tuple]]:
         return out
     finally:
         con.close()
+
+
+def landed_by_pyiceberg(settings: Settings) -> dict[str, list[tuple]]:
+    """The same rows as `landed`, read by pyiceberg's own reader (`scan().to_arrow()`)."""
+    from movesmart_dagster.tables.catalog import load_catalog, load_table
+
+    catalog = load_catalog(settings)
+    out: dict[str, list[tuple]] = {}
+    for table in (*TABLES, QUARANTINE_TABLE):
+        fields = ("kafka_topic", "kafka_partition", "kafka_offset")
+        fields = ("id", *fields) if table != QUARANTINE_TABLE else fields
+        rows = load_table(settings, table, catalog).scan(selected_fields=fields).to_arrow().to_pylist()
+        out[table] = [(r.get("id"), r["kafka_topic"], r["kafka_partition"], r["kafka_offset"]) for r in rows]
+    return out
+
+
+_SPARK_READ = """
+import json, sys
+from movesmart_dagster.settings import load_settings
+from movesmart_dagster.spark_session import build_spark
+from movesmart_dagster.tables.catalog import spark_table
+from movesmart_dagster.schemas import ALL_TABLES
+settings = load_settings()
+spark = build_spark(settings, "test-read")
+out = {}
+for t in ALL_TABLES:
+    row = spark.sql(
+        f"select count(*) n, count(distinct kafka_topic, kafka_partition, kafka_offset) d, "
+        f"coalesce(sum(kafka_offset), 0) s from {spark_table(settings, t)}"
+    ).first()
+    out[t] = [row.n, row.d, int(row.s)]
+spark.stop()
+print("RESULT " + json.dumps(out))
+"""
+
+
+def landed_by_spark(env: dict[str, str]) -> dict[str, list[int]]:
+    """Per table, through Spark's Iceberg catalog in its own process: [rows, distinct Kafka
+    records, sum of offsets]."""
+    import json
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _SPARK_READ],
+        env={**os.environ, **SPARK_ENV, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def check_readers_agree(env: dict[str, str], settings: Settings) -> None:
+    """DuckDB (scan plan), pyiceberg and Spark read the same rows from every table."""
+    duck = landed(settings)
+    ice = landed_by_pyiceberg(settings)
+    spark = landed_by_spark(env)
+    for table, rows in duck.items():
+        assert sorted(rows, key=repr) == sorted(ice[table], key=repr), table
+        keys = {(r[1], r[2], r[3]) for r in rows}
+        assert spark[table] == [len(rows), len(keys), sum(r[3] for r in rows)], table
 
 
 def check_no_duplicates(rows: dict[str, list[tuple]]) -> None:
@@ -115,19 +181,23 @@ def check_exact(settings: Settings) -> dict[str, tuple[int, int]]:
     return counts
 
 
-def visible_junk(settings: Settings) -> list[str]:
-    """Files a lister would see under a table that are not final data files."""
-    root = Path(settings.warehouse.removeprefix("file://"))
-    junk = []
-    for table_dir in root.iterdir():
-        if table_dir.name.startswith(("_", ".")):
-            continue
-        for p in table_dir.rglob("*"):
-            rel = p.relative_to(table_dir).parts
-            if any(part.startswith(("_", ".")) for part in rel):
-                continue
-            if p.is_file() and not (
-                len(rel) == 2 and rel[0].startswith("event_date=") and p.suffix == ".parquet"
-            ):
-                junk.append(str(p))
-    return junk
+def batches_committed_twice(settings: Settings) -> list[tuple[str, str, str]]:
+    """(table, query id, batch id) of every batch that more than one snapshot of a table carries:
+    the exactly-once promise of the snapshots themselves (a re-run batch must skip the tables
+    that hold it)."""
+    from movesmart_dagster.streaming.job import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
+    from movesmart_dagster.tables.catalog import load_catalog, load_table
+
+    catalog = load_catalog(settings)
+    twice = []
+    for table in (*TABLES, QUARANTINE_TABLE):
+        seen = Counter(
+            (
+                s.summary.additional_properties.get(QUERY_ID_PROPERTY),
+                s.summary.additional_properties.get(BATCH_ID_PROPERTY),
+            )
+            for s in load_table(settings, table, catalog).snapshots()
+            if s.summary and s.summary.additional_properties.get(BATCH_ID_PROPERTY) is not None
+        )
+        twice += [(table, q, b) for (q, b), n in seen.items() if n > 1]
+    return twice

@@ -2,7 +2,8 @@
 
 Runs are created in the instance with the statuses each case needs; Kafka lag comes from
 messages produced to the platform broker; committed offsets from a progress log written by
-the streaming job's own `progress.append`. Nothing is mocked.
+the streaming job's own `progress.append`. Nothing is mocked. Time passes through the
+sensor's injected clock (or `decide(now=...)`), never by sleeping.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from movesmart_dagster.defs.streaming.supervisor import (
     SupervisorState,
     backoff_seconds,
     build_supervisor_sensor,
+    decide,
 )
+from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.streaming.progress import BatchProgress, TableProgress, append
@@ -54,7 +57,7 @@ def produced(platform_stack) -> dict[str, int]:
     """Some messages in every topic, so the job's lag is > 0 until it commits them."""
     settings = platform_stack.settings
     KafkaResource(kafka_bootstrap_servers=settings.kafka_bootstrap_servers).ensure_topics(TOPICS)
-    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap_servers, **client_logging()})
     for topic in TOPICS:
         for i in range(20):
             producer.produce(topic, key=f"dev-{i % 4}", value=json.dumps({"i": i}).encode())
@@ -62,8 +65,9 @@ def produced(platform_stack) -> dict[str, int]:
     return {t: 20 for t in TOPICS}
 
 
-def _tick(instance: dg.DagsterInstance, env: dict[str, str], cursor: str | None = None):
-    sensor = build_supervisor_sensor(load_settings(env))
+def _tick(instance: dg.DagsterInstance, env: dict[str, str], cursor: str | None = None, later_s: float = 0.0):
+    """One sensor tick whose clock reads `later_s` seconds after the real time."""
+    sensor = build_supervisor_sensor(load_settings(env), clock=lambda: time.time() + later_s)
     resources = {
         "kafka": KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
         "spark": SparkResource(home=env["MOVESMART_HOME"]),
@@ -86,7 +90,9 @@ def _ends(env: dict[str, str]) -> dict[str, dict[int, int]]:
     return KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]).end_offsets(TOPICS)
 
 
-def _commit_batch(home: Path, batch_id: int, offsets: dict[str, dict[int, int]]) -> None:
+def _commit_batch(
+    home: Path, batch_id: int, offsets: dict[str, dict[int, int]], committed_at: float | None = None
+) -> None:
     tables = {
         t: TableProgress(
             rows=sum(parts.values()),
@@ -95,8 +101,9 @@ def _commit_batch(home: Path, batch_id: int, offsets: dict[str, dict[int, int]])
         )
         for t, parts in offsets.items()
     }
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-    append(home / "streaming" / "progress.jsonl", BatchProgress(batch_id, now, 100, tables))
+    at = datetime.fromtimestamp(time.time() if committed_at is None else committed_at, UTC)
+    stamp = at.isoformat().replace("+00:00", "Z")
+    append(home / "streaming" / "progress.jsonl", BatchProgress(batch_id, stamp, 100, tables))
 
 
 def test_sensor_is_running_by_default(env):
@@ -121,10 +128,29 @@ def test_already_running_waits(instance, env, produced):
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED
 
 
+def test_only_decisions_that_change_something_reach_the_terminal(instance, env, produced, capfd):
+    """Dagster prints a sensor's INFO lines on the console (the `make dev` terminal)."""
+    _tick(instance, env)  # nothing runs: [launch]
+    assert "[launch]" in capfd.readouterr().err
+    _run(instance, dg.DagsterRunStatus.STARTED)
+    data = _tick(instance, env)
+    assert data.skip_message.startswith("[wait]")  # the UI's tick list still says it
+    assert "[wait]" not in capfd.readouterr().err
+
+
 def test_starting_run_counts_as_active(instance, env):
     _run(instance, dg.DagsterRunStatus.STARTING)
     data = _tick(instance, env)
     assert not data.run_requests and "is STARTING" in data.skip_message
+
+
+def test_a_launched_run_not_yet_started_counts_as_active(instance, env):
+    """On a busy machine a launched run waits (QUEUED, NOT_STARTED) longer than one tick: launching
+    another then made each run fail on the other ("another streaming run is active") and alert.
+    (A QUEUED run cannot be made here without a code location; the rule is the same: not finished.)"""
+    _run(instance, dg.DagsterRunStatus.NOT_STARTED)
+    data = _tick(instance, env)
+    assert not data.run_requests and "is NOT_STARTED" in data.skip_message
 
 
 def test_failed_run_is_relaunched(instance, env):
@@ -146,14 +172,16 @@ def test_stalled_run_is_terminated_then_relaunched(instance, env, produced):
         c for parts in committed.values() for c in parts.values()
     )
     run = _run(instance, dg.DagsterRunStatus.STARTED)
-    time.sleep(1.5)  # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1
-    data = _tick(instance, env)
+    first = _tick(instance, env, later_s=2)  # the lag is seen: the window starts now
+    assert first.skip_message.startswith("[wait]"), first.skip_message
+    # the lag outlives MOVESMART_SUPERVISOR_STALL_SECONDS=1 with no commit: stalled
+    data = _tick(instance, env, first.cursor, later_s=3.5)
     assert data.skip_message.startswith("[terminate]"), data.skip_message
     assert "stalled" in data.skip_message and f"Kafka lag is {expected_lag} " in data.skip_message
     # no run worker exists for this run, so the supervisor marks it cancelled itself
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
     # next tick: nothing active, backoff 0 -> relaunch
-    data2 = _tick(instance, env, data.cursor)
+    data2 = _tick(instance, env, data.cursor, later_s=3.5)
     assert len(data2.run_requests) == 1
     assert "CANCELED" in data2.run_requests[0].tags["movesmart/reason"]
 
@@ -162,9 +190,9 @@ def test_idle_run_with_no_lag_is_not_stalled(instance, env, produced):
     home = Path(env["MOVESMART_HOME"])
     _commit_batch(home, 0, _ends(env))  # everything committed: lag 0
     _run(instance, dg.DagsterRunStatus.STARTED)
-    time.sleep(1.5)
-    data = _tick(instance, env)
+    data = _tick(instance, env, later_s=5)  # quiet for longer than the 1 s window
     assert data.skip_message.startswith("[wait]") and "Kafka lag 0" in data.skip_message
+    assert SupervisorState.from_cursor(data.cursor).lag_since is None
 
 
 def test_crash_loop_backs_off(instance, env, monkeypatch):
@@ -209,10 +237,74 @@ def test_topics_are_observed_with_end_offsets(instance, env, produced):
 
 def test_a_run_stuck_starting_is_cleared_then_relaunched(instance, env):
     run = _run(instance, dg.DagsterRunStatus.STARTING)
-    time.sleep(1.5)  # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1 without a status change
-    data = _tick(instance, env)
+    # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1 without a status change
+    data = _tick(instance, env, later_s=2)
     assert data.skip_message.startswith("[clear]") and "stuck in STARTING" in data.skip_message
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
-    data2 = _tick(instance, env, data.cursor)
+    data2 = _tick(instance, env, data.cursor, later_s=2)
     assert len(data2.run_requests) == 1
     assert SupervisorState.from_cursor(data2.cursor).failures == 1  # counted once, not twice
+
+
+def test_lag_after_an_idle_gap_longer_than_the_window_is_not_a_stall(instance, env, produced):
+    """The simulator pauses longer than the window, then resumes: the run gets a full window
+    from the moment the lag appears, and only a lag that outlives it with no commit is a stall."""
+    settings = load_settings({**env, "MOVESMART_SUPERVISOR_STALL_SECONDS": "300"})
+    kafka = KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    home = Path(env["MOVESMART_HOME"])
+    run = _run(instance, dg.DagsterRunStatus.STARTED)
+    t0 = time.time()
+    _commit_batch(home, 0, _ends(env), committed_at=t0)  # everything committed: lag 0
+    state = SupervisorState()
+    assert decide(instance, settings, kafka, state, now=t0 + 10).action == "wait"
+    assert state.lag_since is None
+
+    # 346 s of silence (no input, so no batch), then the simulator resumes: lag 12
+    producer = Producer({"bootstrap.servers": env["KAFKA_BOOTSTRAP_SERVERS"]})
+    for i in range(12):
+        producer.produce("gps_data", key=f"dev-{i % 4}", value=json.dumps({"i": i}).encode())
+    assert producer.flush(30) == 0
+    resumed = t0 + 346
+    decision = decide(instance, settings, kafka, state, now=resumed + 1)
+    assert decision.action == "wait", decision.reason
+    assert "healthy" in decision.reason and "Kafka lag 12" in decision.reason
+    assert state.lag_since == resumed + 1
+    # within the window from the lag's appearance: still healthy
+    assert decide(instance, settings, kafka, state, now=resumed + 300).action == "wait"
+
+    # the job commits the new records: lag 0 again, the window is reset
+    ends = _ends(env)
+    _commit_batch(home, 1, ends, committed_at=resumed + 12)
+    decision = decide(instance, settings, kafka, state, now=resumed + 310)
+    assert decision.action == "wait" and "Kafka lag 0" in decision.reason
+    assert state.lag_since is None
+
+    # a real stall: new lag that stays > 0 for longer than the window with no commit
+    for i in range(5):
+        producer.produce("gps_data", key=f"dev-{i % 4}", value=json.dumps({"j": i}).encode())
+    assert producer.flush(30) == 0
+    stuck_at = resumed + 400
+    assert decide(instance, settings, kafka, state, now=stuck_at).action == "wait"
+    assert decide(instance, settings, kafka, state, now=stuck_at + 299).action == "wait"
+    decision = decide(instance, settings, kafka, state, now=stuck_at + 301)
+    assert decision.action == "terminate" and decision.run_id == run.run_id
+    assert "Kafka lag > 0 for 301s" in decision.reason and "Kafka lag is 5 " in decision.reason
+
+
+def test_commits_during_a_lasting_lag_keep_the_run_healthy(instance, env, produced):
+    """Under steady input the lag is rarely 0 between batches: commits alone keep the run alive."""
+    settings = load_settings({**env, "MOVESMART_SUPERVISOR_STALL_SECONDS": "300"})
+    kafka = KafkaResource(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"])
+    home = Path(env["MOVESMART_HOME"])
+    _run(instance, dg.DagsterRunStatus.STARTED)
+    t0 = time.time()
+    partial = {t: {p: min(e, 1) for p, e in parts.items()} for t, parts in _ends(env).items()}
+    state = SupervisorState()
+    _commit_batch(home, 0, partial, committed_at=t0)
+    assert decide(instance, settings, kafka, state, now=t0 + 1).action == "wait"
+    assert state.lag_since == t0 + 1
+    _commit_batch(home, 1, partial, committed_at=t0 + 250)  # a batch, but the lag remains
+    assert decide(instance, settings, kafka, state, now=t0 + 500).action == "wait"
+    decision = decide(instance, settings, kafka, state, now=t0 + 551)
+    assert decision.action == "terminate", decision.reason
+    assert "no committed batch for 301s" in decision.reason

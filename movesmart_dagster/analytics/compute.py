@@ -16,9 +16,11 @@ drops duplicate record ids (a replayed record must not count twice) and works in
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from movesmart_dagster.schemas import PARTITION_COLUMN, spark_table_schema
+from movesmart_dagster.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -28,27 +30,45 @@ EARTH_RADIUS_KM = 6371.0088
 
 
 def file_schema(table: str):
-    """The columns stored in a partition's files (the partition column lives in the path)."""
+    """A table's columns as the analytics read them (the stored columns, `event_date` aside)."""
     from pyspark.sql import types as T
 
     return T.StructType([f for f in spark_table_schema(table).fields if f.name != PARTITION_COLUMN])
 
 
-def partition_path(warehouse: str, table: str, event_date: str) -> str:
-    return f"{warehouse}/{table}/{PARTITION_COLUMN}={event_date}"
+def read_day(spark: SparkSession, settings: Settings, table: str, event_date: str) -> DataFrame:
+    """One event_date of a table, read through Spark's Iceberg catalog (the current snapshot).
 
-
-def read_day(spark: SparkSession, warehouse: str, table: str, event_date: str) -> DataFrame:
-    """One event_date of a table; an empty DataFrame with the right schema if the day has no files."""
+    The filter on the event time as well as on `event_date` lets Iceberg prune to the day's
+    partition (the tables are partitioned by day of the event time). A table that does not
+    exist yet reads as an empty DataFrame with the right schema."""
     from pyspark.errors import AnalysisException
+    from pyspark.sql import functions as F
 
+    from movesmart_dagster.spark_session import use_catalog
+    from movesmart_dagster.tables.catalog import event_time_column, spark_table
+
+    use_catalog(spark, settings)
     schema = file_schema(table)
+    day = date.fromisoformat(event_date)
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    ts = F.col(event_time_column(table))
     try:
-        return spark.read.schema(schema).parquet(partition_path(warehouse, table, event_date))
+        rows = spark.table(spark_table(settings, table))
     except AnalysisException as err:
-        if "PATH_NOT_FOUND" in str(err) or "Path does not exist" in str(err):
+        if "TABLE_OR_VIEW_NOT_FOUND" in str(err) or "NoSuchTable" in str(err):
             return spark.createDataFrame([], schema)
         raise
+    return rows.where(
+        (F.col(PARTITION_COLUMN) == F.lit(day))
+        & (ts >= F.lit(start))
+        & (ts < F.lit(start + timedelta(days=1)))
+    ).select(*schema.fieldNames())
+
+
+def partition_path(warehouse: str, table: str, event_date: str) -> str:
+    """An analytics result's day folder: `<warehouse>/analytics/<name>/event_date=D`."""
+    return f"{warehouse}/{table}/{PARTITION_COLUMN}={event_date}"
 
 
 def _haversine_km(lat1, lon1, lat2, lon2):
@@ -169,13 +189,74 @@ ANALYTICS = {
     "emergency_incident_summary": ("emergency_data", emergency_incident_summary),
 }
 
+# name -> the result's columns as (name, Spark simple type), in order. Readers that cannot run
+# Spark (the DuckDB views of `movesmart query`) take the columns from here, so a view exists
+# with the right columns before the first day is computed; a test holds it to Spark's schema.
+OUTPUT_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "vehicle_trip_summary": [
+        ("deviceId", "string"),
+        ("readings", "bigint"),
+        ("first_seen", "timestamp"),
+        ("last_seen", "timestamp"),
+        ("distance_km", "double"),
+        ("avg_speed_kmh", "double"),
+        ("max_speed_kmh", "double"),
+        ("start_latitude", "double"),
+        ("start_longitude", "double"),
+        ("end_latitude", "double"),
+        ("end_longitude", "double"),
+        ("make", "string"),
+        ("model", "string"),
+        ("duration_min", "double"),
+    ],
+    "hourly_speed_by_area": [
+        ("hour", "timestamp"),
+        ("cell_latitude", "double"),
+        ("cell_longitude", "double"),
+        ("readings", "bigint"),
+        ("vehicles", "bigint"),
+        ("avg_speed_kmh", "double"),
+        ("max_speed_kmh", "double"),
+    ],
+    "weather_summary": [
+        ("hour", "timestamp"),
+        ("readings", "bigint"),
+        ("avg_temperature_c", "double"),
+        ("min_temperature_c", "double"),
+        ("max_temperature_c", "double"),
+        ("avg_humidity_pct", "double"),
+        ("avg_precipitation_mm", "double"),
+        ("max_precipitation_mm", "double"),
+        ("avg_wind_kmh", "double"),
+        ("avg_aqi", "double"),
+        ("max_aqi", "double"),
+        ("main_condition", "string"),
+    ],
+    "emergency_incident_summary": [
+        ("type", "string"),
+        ("status", "string"),
+        ("incidents", "bigint"),
+        ("reports", "bigint"),
+        ("vehicles_reporting", "bigint"),
+        ("first_reported", "timestamp"),
+        ("last_reported", "timestamp"),
+    ],
+}
+
+
+def output_table(name: str) -> str:
+    """Where an analytics result lives in the warehouse, in the terms of `tables` (`analytics/<name>`)."""
+    return f"analytics/{name}"
+
 
 def output_path(warehouse: str, name: str, event_date: str) -> str:
-    return f"{warehouse}/analytics/{name}/{PARTITION_COLUMN}={event_date}"
+    return partition_path(warehouse, output_table(name), event_date)
 
 
 def write_day(df: DataFrame, warehouse: str, name: str, event_date: str) -> str:
     """Overwrite exactly this day's folder (idempotent: a re-run replaces, never appends)."""
     path = output_path(warehouse, name, event_date)
+    # INT64 UTC timestamps like the tables' (not Spark's legacy INT96): what DuckDB and Spectrum expect
+    df.sparkSession.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
     df.coalesce(1).write.mode("overwrite").parquet(path)
     return path

@@ -1,19 +1,12 @@
-"""The catalog layer: Glue tables and partitions, and the Redshift external schema over them.
+"""The catalog layer: the Iceberg catalog's CLI and the Redshift external schema over Glue.
 
-`glue` keeps the Glue Data Catalog equal to the warehouse (no crawler); `redshift` renders
-`sql/create_external_schema.sql` and sends it through the Redshift Data API. Both take their
-boto3 client as an argument, so the Dagster resources, the CLI and the tests share one code
-path. `python -m movesmart_dagster.catalog --help` drives them without Dagster.
+The Iceberg catalog itself (its properties, the tables, their schemas) lives in
+`movesmart_dagster.tables.catalog`: it registers tables and snapshots, so there is no crawler and
+no partition registration. `redshift` renders `sql/create_external_schema.sql` and sends it
+through the Redshift Data API (AWS mode: an external schema over the Glue database, whose Iceberg
+tables Redshift reads). `movesmart catalog --help` drives both without Dagster.
 """
 
-from movesmart_dagster.catalog.glue import (
-    CatalogError,
-    GlueCatalog,
-    discover_partitions,
-    glue_location,
-    sync_catalog,
-    table_location,
-)
 from movesmart_dagster.catalog.redshift import (
     RedshiftDataExecutor,
     RedshiftError,
@@ -21,17 +14,13 @@ from movesmart_dagster.catalog.redshift import (
     example_queries,
     external_schema_statements,
 )
+from movesmart_dagster.tables.catalog import CatalogError
 
 __all__ = [
     "CatalogError",
-    "GlueCatalog",
     "RedshiftDataExecutor",
     "RedshiftError",
     "create_external_schema",
-    "discover_partitions",
     "example_queries",
     "external_schema_statements",
-    "glue_location",
-    "sync_catalog",
-    "table_location",
 ]

@@ -31,4 +31,12 @@ ANALYTICS_NAMES: tuple[str, ...] = (
 ANALYTICS_KEYS: dict[str, dg.AssetKey] = {n: dg.AssetKey(["analytics", n]) for n in ANALYTICS_NAMES}
 
 STREAMING_JOB_NAME = "streaming_job"
+# set on a run by `make dev` before it terminates it for a shutdown: the streaming op then ends
+# the run as a success (it ran until the platform stopped) instead of logging a cancellation
+STOP_REASON_TAG = "movesmart/stop_reason"
+STOP_REASON_SHUTDOWN = "shutdown"
 ANALYTICS_JOB_NAME = "daily_analytics_job"
+
+GROUP_MAINTENANCE = "maintenance"
+COMPACTION_KEY = dg.AssetKey(["maintenance", "table_compaction"])
+SNAPSHOT_EXPIRY_KEY = dg.AssetKey(["maintenance", "table_snapshots"])

@@ -82,13 +82,19 @@ class KafkaResource(_SettingsResource):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: str | None = None
     topic_partitions: int = PField(default=3, description="partitions of a topic we create")
-    replication_factor: int = PField(default=1, description="replication of a topic we create")
+    # -1: the broker's default.replication.factor (3 on `stack up --brokers 3`, whose
+    # min.insync.replicas=2 would refuse acks=all writes to a topic of one replica)
+    replication_factor: int = PField(
+        default=-1, description="replication of a topic we create; -1: broker default"
+    )
     retention_hours: int = PField(default=168, description="retention.ms of a topic we create")
 
     def admin(self) -> Any:
         from confluent_kafka.admin import AdminClient
 
-        return AdminClient(self.settings().kafka_client_config())
+        from movesmart_dagster.kafka_log import client_logging
+
+        return AdminClient({**self.settings().kafka_client_config(), **client_logging()})
 
     def ensure_topics(self, topics: Iterable[str], timeout: float = 30.0) -> list[str]:
         """Create the topics that do not exist yet; returns the ones created."""
@@ -234,7 +240,16 @@ class SparkResource(_SettingsResource):
 class WarehouseResource(_SettingsResource):
     """Where the tables live: a local folder by default, or S3 (AWS, MinIO, the local endpoint)."""
 
-    _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
+    _FIELDS: ClassVar[tuple[str, ...]] = (
+        "home",
+        "warehouse_uri",
+        "s3_endpoint",
+        "aws_region",
+        "catalog",
+        "glue_database",
+    )
+    catalog: str | None = None
+    glue_database: str | None = None
     home: str | None = None
     warehouse_uri: str | None = None
     s3_endpoint: str | None = None
@@ -246,7 +261,10 @@ class WarehouseResource(_SettingsResource):
         return self.settings().warehouse
 
     def table_uri(self, table: str) -> str:
-        return f"{self.root}/{table}"
+        """The Iceberg table's location (its `data/` and `metadata/` folders)."""
+        from movesmart_dagster.tables.catalog import table_location
+
+        return table_location(self.settings(), table)
 
     def local_path(self, *parts: str) -> Path | None:
         """The filesystem path of a local warehouse location; None on S3."""
@@ -258,33 +276,10 @@ class WarehouseResource(_SettingsResource):
         return Path(unquote(urlparse(root).path), *parts)
 
     def list_partitions(self, table: str) -> list[str]:
-        """event_date values with at least one data file (hidden `_`/`.` files ignored)."""
-        local = self.local_path(table)
-        if local is not None:
-            if not local.is_dir():
-                return []
-            return sorted(
-                d.name.split("=", 1)[1]
-                for d in local.iterdir()
-                if d.is_dir() and d.name.startswith("event_date=") and any(d.glob("*.parquet"))
-            )
-        from urllib.parse import urlparse
+        """The days (event_date values) holding rows in the table's current Iceberg snapshot."""
+        from movesmart_dagster.tables.scan import list_partitions
 
-        parsed = urlparse(self.table_uri(table))
-        prefix = parsed.path.lstrip("/") + "/"
-        client = self.s3.get_client()
-        found: set[str] = set()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=parsed.netloc, Prefix=prefix):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(prefix) :]
-                head, _, name = rel.partition("/")
-                if (
-                    head.startswith("event_date=")
-                    and name.endswith(".parquet")
-                    and not name.startswith(("_", "."))
-                ):
-                    found.add(head.split("=", 1)[1])
-        return sorted(found)
+        return list_partitions(self.settings(), table)
 
 
 def s3_resource_from_env() -> S3Resource:
@@ -299,32 +294,29 @@ def s3_resource_from_env() -> S3Resource:
 # --- Glue and Redshift ----------------------------------------------------------------------
 
 
-class GlueResource(_SettingsResource):
-    """The Glue Data Catalog through `movesmart_dagster.catalog` (boto3; local moto when an endpoint is set)."""
+class CatalogResource(_SettingsResource):
+    """The Iceberg catalog of the tables (`tables.catalog`): SQLite under MOVESMART_HOME, or Glue."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = (
+        "catalog",
         "glue_database",
         "aws_region",
         "s3_endpoint",
         "home",
         "warehouse_uri",
     )
+    catalog: str | None = None  # MOVESMART_CATALOG: local or glue
     glue_database: str | None = None
     aws_region: str | None = None
     s3_endpoint: str | None = None
     home: str | None = None
     warehouse_uri: str | None = None
 
-    @property
-    def enabled(self) -> bool:
-        """AWS mode (an s3a warehouse) or a local moto Glue (MOVESMART_S3_ENDPOINT)."""
-        s = self.settings()
-        return s.warehouse_is_s3 or bool(s.s3_endpoint)
+    def load(self) -> Any:
+        """pyiceberg's catalog of the tables."""
+        from movesmart_dagster.tables.catalog import load_catalog
 
-    def catalog(self) -> Any:
-        from movesmart_dagster.catalog import GlueCatalog
-
-        return GlueCatalog.from_settings(self.settings())
+        return load_catalog(self.settings())
 
 
 class RedshiftResource(_SettingsResource):
@@ -449,7 +441,7 @@ def build_resources() -> dict[str, Any]:
         "spark": SparkResource.from_env(),
         "s3": s3,
         "warehouse": WarehouseResource.from_env(s3=s3),
-        "glue": GlueResource.from_env(),
+        "catalog": CatalogResource.from_env(),
         "redshift": RedshiftResource.from_env(),
         "duckdb": DuckDBResource.from_env(),
         "alerts": AlertResource(webhook_url=webhook),

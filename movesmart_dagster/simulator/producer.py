@@ -7,31 +7,36 @@ Why these producer settings:
   restart instead of failing after librdkafka's default.
 - `linger.ms`, a 1 MB `batch.size`, lz4 compression and a deep local queue: records leave
   in large compressed batches, so the whole process sustains >100k events/s on 2 cores.
-- `delivery.report.only.error` (set by `run_simulation`): the delivery callback runs only for
-  failures, so success costs no Python per record; after `flush()` returns 0, produced - failed were acked.
-- librdkafka's own log lines go to a Python logger that is silent unless asked (`-v`), so
-  an unreachable broker is one clear line, not a screen of connection retries.
+- `delivery.report.only.error` (`run_producer_config`): the delivery callback runs only for
+  failures, so success costs no Python per record; after `flush()` returns 0, produced - failed
+  were acked. Records are counted per tick, not per record: at `--rate 0` the loop does nothing
+  per record but the `produce` call, like a plain produce loop (`bench/bench_simulator.py`).
+- librdkafka's own log lines go to a Python logger (`kafka_log.py`): warnings and errors only,
+  everything with `-v`. The start-up check's connection retries are never served, so an
+  unreachable broker is one clear line, not a screen of them.
 Record timestamps in Kafka stay the wall clock (the event time is in the payload): old
 simulated days must not be deleted at once by time-based retention.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
+from movesmart_dagster.kafka_log import KAFKA_LOG as _KAFKA_ROOT_LOG
+from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import Settings
 from movesmart_dagster.simulator.fleet import Fleet, SimConfig
 
-KAFKA_LOG = logging.getLogger("movesmart_dagster.simulator.kafka")
-KAFKA_LOG.addHandler(logging.NullHandler())
-KAFKA_LOG.propagate = False  # librdkafka chatter stays out of the user's terminal unless -v
+# the simulator's clients: warnings and up reach Python logging (stderr); `-v` lowers the level
+KAFKA_LOG = _KAFKA_ROOT_LOG.getChild("simulator")
 
 DEFAULT_CONNECT_TIMEOUT_S = 15.0
 DEFAULT_DELIVERY_TIMEOUT_S = 300.0
@@ -139,10 +144,21 @@ def producer_config(
         "message.timeout.ms": int(delivery_timeout_s * 1000),
         "reconnect.backoff.max.ms": 1000,
         "partitioner": "murmur2_random",  # the Java clients' key -> partition mapping
-        "logger": KAFKA_LOG,
+        **client_logging(KAFKA_LOG),
     }
     conf.update(overrides)
     return conf
+
+
+def run_producer_config(
+    settings: Settings, delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S, **overrides: Any
+) -> dict[str, Any]:
+    """Exactly the settings `run_simulation` produces with, without its two callbacks.
+
+    One source for the simulator and for `bench/bench_simulator.py`'s raw produce loop,
+    which must send with the very same settings to be a fair yardstick.
+    """
+    return producer_config(settings, delivery_timeout_s, **{"delivery.report.only.error": True, **overrides})
 
 
 def check_broker(settings: Settings, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S) -> None:
@@ -150,7 +166,7 @@ def check_broker(settings: Settings, timeout_s: float = DEFAULT_CONNECT_TIMEOUT_
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    admin = AdminClient({**settings.kafka_client_config(), "logger": KAFKA_LOG})
+    admin = AdminClient({**settings.kafka_client_config(), **client_logging(KAFKA_LOG)})
     try:
         md = admin.list_topics(timeout=timeout_s)
     except KafkaException as err:
@@ -172,7 +188,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({**settings.kafka_client_config(), "logger": KAFKA_LOG})
+    admin = AdminClient({**settings.kafka_client_config(), **client_logging(KAFKA_LOG)})
     existing = set(admin.list_topics(timeout=timeout_s).topics)
     missing = [t for t in TOPICS if t not in existing]
     if not missing:
@@ -228,10 +244,9 @@ def run_simulation(
             fatal.append(err.str())
         KAFKA_LOG.warning("kafka client: %s", err.str())
 
-    conf = producer_config(settings, delivery_timeout_s, **(producer_overrides or {}))
-    conf["on_delivery"] = on_delivery
+    conf = run_producer_config(settings, delivery_timeout_s, **(producer_overrides or {}))
+    conf["on_delivery"] = on_delivery  # only failures: no Python per acknowledged record
     conf["error_cb"] = on_error
-    conf["delivery.report.only.error"] = True  # no Python per acknowledged record
     producer = Producer(conf)
     produce, poll = producer.produce, producer.poll
     produced = summary.produced
@@ -267,9 +282,10 @@ def run_simulation(
             except BufferError:
                 continue
 
-    for chunk in fleet.ticks():
-        for topic, key, value, defect in chunk:
-            if rate:
+    for chunk, chunk_defects in fleet.ticks():
+        sent = len(chunk)
+        if rate:
+            for i, (topic, value, key) in enumerate(chunk):
                 paced += 1
                 now = time.monotonic()
                 due = pace_start + paced / rate
@@ -278,19 +294,32 @@ def run_simulation(
                 elif now - due > 1.0:  # after a stall, resume the rate instead of bursting
                     pace_start, paced = now, 0
                 if now >= deadline:
-                    stop_reason = "duration"
+                    stop_reason, sent = "duration", i
                     break
-            try:
-                produce(topic, value, key)
-            except BufferError:
-                if not wait_for_room(topic, value, key):
-                    stop_reason = "duration" if time.monotonic() >= deadline else "interrupted"
-                    break
-            produced[topic] += 1
-            if defect is not None:
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    if not wait_for_room(topic, value, key):
+                        stop_reason = "duration" if time.monotonic() >= deadline else "interrupted"
+                        sent = i
+                        break
+        else:  # as fast as possible: nothing but the produce call per record
+            for record in chunk:
+                try:
+                    produce(*record)
+                except BufferError:
+                    if not wait_for_room(*record):
+                        stop_reason = "duration" if time.monotonic() >= deadline else "interrupted"
+                        sent = next(i for i, r in enumerate(chunk) if r is record)  # each tuple is its own
+                        break
+        # count per tick, not per record: what was handed to the producer, by topic and defect
+        for topic, n in Counter(map(itemgetter(0), chunk[:sent] if sent < len(chunk) else chunk)).items():
+            produced[topic] += n
+        for i, defect in chunk_defects.items():
+            if i < sent:
                 defects[defect] = defects.get(defect, 0) + 1
         poll(0)
-        bar.update(len(chunk))
+        bar.update(sent)
         if stop_reason:
             break
         if fatal:

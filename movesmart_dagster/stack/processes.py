@@ -48,6 +48,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_port_block(size: int, attempts: int = 200) -> int:
+    """The first of `size` consecutive loopback ports that are all free now (a local cluster's
+    nodes take consecutive ports: see kafka_broker.py)."""
+    for _ in range(attempts):
+        base = free_port()
+        if base + size <= 65535 and all(port_bindable(base + i) for i in range(size)):
+            return base
+    raise StackError(f"no {size} consecutive free ports found on loopback")
+
+
 def wait_for_port(
     port: int, timeout: float, alive: Callable[[], bool] | None = None, host: str = "127.0.0.1"
 ) -> bool:
@@ -110,37 +120,102 @@ class PidFile:
         self.path.unlink(missing_ok=True)
 
 
-def spawn_detached(
-    cmd: list[str], log_file: Path, env: dict[str, str] | None = None, cwd: Path | None = None
+# --- process groups: one way to start a child tree and to stop all of it ----------------------
+
+
+def spawn_group(
+    cmd: list[str],
+    log_file: Path | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    stdin: int | None = subprocess.DEVNULL,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> subprocess.Popen:
-    """Start `cmd` in its own session with stdout/stderr appended to `log_file`."""
+    """Start `cmd` as the leader of a new session, so its whole tree (a Spark JVM, a run
+    worker) shares one process group that `stop_group` can signal and sweep. Output is
+    appended to `log_file`, or inherited when there is none."""
+    if log_file is None:
+        return subprocess.Popen(
+            cmd, stdin=stdin, env=env, cwd=cwd, start_new_session=True, preexec_fn=preexec_fn
+        )
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         return subprocess.Popen(
             cmd,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=log,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
             env=env,
             cwd=cwd,
+            start_new_session=True,
+            preexec_fn=preexec_fn,
         )
 
 
-def stop_pid(pid: int, timeout: float = 30.0) -> None:
-    """SIGTERM the process group, wait, then SIGKILL what is left."""
+def group_members(pgid: int) -> list[int]:
+    """Pids whose process group is `pgid`, zombies excluded: the survivors of a stop."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def _signal(pid: int, sig: int, group: bool) -> None:
+    """`sig` to the group `pid` leads (or to `pid` alone); gone processes are no error."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            return
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    while pid_alive(pid) and time.monotonic() < deadline + 5:
-        time.sleep(0.1)
+        if group:
+            try:
+                os.killpg(pid, sig)
+                return
+            except ProcessLookupError:  # not a group leader (started elsewhere): the pid alone
+                pass
+        os.kill(pid, sig)
+
+
+def stop_group(
+    target: subprocess.Popen | int,
+    sig: int = signal.SIGTERM,
+    timeout: float = 30.0,
+    leader_only: bool = False,
+    sweep_timeout: float = 15.0,
+) -> int | None:
+    """Stop a process and everything in its group; returns a child's exit status (else None).
+
+    `sig` goes to the group (or to the leader alone with `leader_only`, e.g. a job that must
+    finish its batch before its JVM stops); after `timeout` the group is SIGKILLed. Whatever
+    outlives the leader in its group (a JVM) then gets SIGTERM and, after `sweep_timeout`,
+    SIGKILL. Safe to call twice and after the leader exited (it then only sweeps).
+    """
+    proc = target if isinstance(target, subprocess.Popen) else None
+    pid = proc.pid if proc is not None else int(target)
+
+    def leader_alive() -> bool:
+        return proc.poll() is None if proc is not None else pid_alive(pid)
+
+    def wait_leader(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while leader_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return not leader_alive()
+
+    if leader_alive():
+        _signal(pid, sig, group=not leader_only)
+        if not wait_leader(timeout):
+            _signal(pid, signal.SIGKILL, group=True)
+            wait_leader(30)
+    if group_members(pid):
+        _signal(pid, signal.SIGTERM, group=True)
+        deadline = time.monotonic() + sweep_timeout
+        while group_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if group_members(pid):
+            _signal(pid, signal.SIGKILL, group=True)
+    return proc.returncode if proc is not None else None

@@ -17,8 +17,8 @@ from movesmart_dagster.stack.processes import (
     PidFile,
     StackError,
     port_bindable,
-    spawn_detached,
-    stop_pid,
+    spawn_group,
+    stop_group,
     wait_for_port,
 )
 
@@ -50,14 +50,14 @@ class LocalS3Endpoint:
             if not port_bindable(self.port):
                 raise StackError(f"port {self.port} is already in use by another process")
             env = dict(os.environ)
-            proc = spawn_detached(
+            proc = spawn_group(
                 [sys.executable, "-m", _MARKER, "-H", "127.0.0.1", "-p", str(self.port)],
                 self.log_file,
                 env=env,
             )
             self.pid_file.write(proc.pid)
             if not wait_for_port(self.port, 30, alive=lambda: proc.poll() is None):
-                stop_pid(proc.pid, timeout=5)
+                stop_group(proc, timeout=5)
                 self.pid_file.clear()
                 raise StackError(f"local S3 endpoint did not start; see {self.log_file}")
         self.ensure_bucket()
@@ -83,6 +83,6 @@ class LocalS3Endpoint:
         pid = self.pid_file.read()
         if pid is None:
             return False
-        stop_pid(pid, timeout=10)
+        stop_group(pid, timeout=10)
         self.pid_file.clear()
         return True

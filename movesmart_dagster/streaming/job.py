@@ -1,4 +1,4 @@
-"""The Spark Structured Streaming job: Kafka -> validated, partitioned Parquet tables.
+"""The Spark Structured Streaming job: Kafka -> validated, day-partitioned Iceberg tables.
 
 Run it as `movesmart stream`, `python -m movesmart_dagster.streaming.job` or
 `spark-submit --jars <.jars/spark/*> movesmart_dagster/streaming/job.py` (same flags).
@@ -11,12 +11,12 @@ Design, and why:
 - Validation at the edge (`validation.py`), in two passes. In the streaming plan, a Java
   UDF (`io.movesmart.spark.FastContract`, jvm/spark-contract) reads each record once and
   returns its typed values when it is plainly valid; everything else (broken, odd or
-  merely unusual) is marked `_exact`. In `foreachBatch`, those few rows are judged by the
-  contract itself: `contract.validate` on the driver (up to
-  `MOVESMART_DRIVER_VALIDATION_MAX_ROWS` per batch), or the rules as Spark SQL on the
-  executors beyond that — while the fast path's valid rows are already being written
-  (the second pass has its own scheduler pool, so its small jobs do not queue behind the
-  writes). A test runs one corpus through all three ways and the reference. Every Kafka
+  merely unusual) is marked `_exact`. In `foreachBatch`, those rows are judged by the
+  contract itself, `contract.validate` on the driver, in chunks of at most
+  `MOVESMART_DRIVER_VALIDATION_MAX_ROWS` — while the tables whose topic had no such rows
+  are already being written (the second pass has its own scheduler pool, so its small jobs
+  do not queue behind the writes); a table with rows of both passes is one append of both.
+  A test runs one corpus through both passes and the reference. Every Kafka
   record becomes exactly one row: in its table (typed columns + lineage `kafka_topic,
   kafka_partition, kafka_offset, kafka_timestamp, ingested_at`) or in `quarantine` (the
   bytes as received and a reason `code: detail`). Valid rows are partitioned by the
@@ -28,19 +28,25 @@ Design, and why:
   other topics' partitions by the cache's column statistics. Bigger batches pay the
   per-batch planning less often: the default cap (`DEFAULT_MAX_OFFSETS`) is sized to
   the cache, not to the trigger.
-- `foreachBatch` writes each batch through `committer.BatchCommitter`: staging under
-  `_staging/`, a manifest, deterministic final names, moves — all before the function
-  returns and Spark commits the batch. See committer.py for the crash analysis: readers
-  that list files see every record exactly once.
-- Progress: after the moves, one JSON line per batch in `settings.progress_log`
-  (`progress.py`) and, under Dagster Pipes, the same dict as a custom message.
+- `foreachBatch` commits each batch to each table as ONE Iceberg append (`TableCommits`),
+  the tables side by side in threads (a commit through the catalog costs ~0.3 s; six in a
+  row would add seconds to every batch). Each append carries the streaming query id and
+  the batch id as snapshot summary properties (`movesmart.query-id`, `movesmart.batch-id`).
+  Spark re-runs a batch it did not record as committed with the same offsets, so after a
+  crash the re-run looks at each table's snapshot history and skips the tables that
+  already hold (query id, batch id): every Kafka record lands exactly once. Files an
+  interrupted attempt wrote belong to no snapshot: no reader sees them.
+- Progress: after every table's commit, one JSON line per batch in `settings.progress_log`
+  (`progress.py`), which the Dagster run supervising the job tails.
 - Operation: `--trigger-interval` (default 10 seconds), `--max-offsets-per-trigger`
   (all topics together), `--available-now` drains what Kafka holds and exits 0;
   SIGTERM/SIGINT stop the query between batches (a batch caught mid-way is re-run on the
   next start, harmlessly). A new checkpoint starts from the earliest offsets.
 - Fault injection for tests: `MOVESMART_FAULT_POINT=<point>:batch=<id>` kills the driver's
-  JVM and the Python process with SIGKILL at `start`, `after_stage`, `after_manifest`,
-  `mid_move` or `after_move` of that batch (or of every batch with `batch=*`).
+  JVM and the Python process with SIGKILL at `start`, `mid_write` (a write task's files are
+  on disk, no table committed yet), `after_first_table` (one table committed, the others
+  under way) or `after_commit` (every table committed, before Spark's own commit) of that
+  batch (or of every batch with `batch=*`).
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from movesmart_dagster.contract import EventTimeRule
 from movesmart_dagster.schemas import (
     ALL_TABLES,
     PARTITION_COLUMN,
@@ -65,11 +72,9 @@ from movesmart_dagster.schemas import (
     RECORDS,
     TABLES,
     TOPICS,
-    columns_for_table,
 )
 from movesmart_dagster.settings import Settings, SettingsError, load_settings
 from movesmart_dagster.streaming import progress
-from movesmart_dagster.streaming.committer import BatchCommitter, HadoopFS
 from movesmart_dagster.streaming.validation import (
     EXACT_DEST,
     register_fast_contract,
@@ -79,6 +84,7 @@ from movesmart_dagster.streaming.validation import (
     unpack,
     with_exact,
 )
+from movesmart_dagster.tables.catalog import CatalogError
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -87,52 +93,23 @@ if TYPE_CHECKING:
 QUERY_NAME = "movesmart-stream"
 TABLE_TOPICS = {r.table: r.topic for r in RECORDS}
 FAULT_ENV = "MOVESMART_FAULT_POINT"
-FAULT_POINTS = ("start", "after_stage", "after_manifest", "mid_move", "after_move")
-
-_UNREPEATED_TYPES = ("double", "bigint", "timestamp")
-
-
-def parquet_dictionary_conf() -> dict[str, str]:
-    """Parquet dictionary encoding off for the tables' double, bigint and timestamp columns
-    (struct leaves included): coordinates, measurements, offsets and times rarely repeat,
-    and the writer fills a dictionary per column chunk before it falls back to plain.
-    Strings and ints (makes, statuses, partitions, years) keep it; where it does not pay
-    (unique ids) the writer drops it itself after the first page. 3M catch-up: the writes
-    ~0.6 s shorter, files ~3% larger. Session-wide Hadoop keys by column name (a name has
-    one type in every table): as per-write options they missed some files' writers (the
-    test caught dictionary-encoded doubles, camelCase and lower-case names alike)."""
-    conf = {}
-    for table in ALL_TABLES:
-        for name, hive_type in columns_for_table(table):
-            if hive_type in _UNREPEATED_TYPES:
-                conf[f"spark.hadoop.parquet.enable.dictionary#{name}"] = "false"
-            for leaf, leaf_type in re.findall(r"(\w+):(\w+)", hive_type.removeprefix("struct<")):
-                if leaf_type in _UNREPEATED_TYPES:
-                    conf[f"spark.hadoop.parquet.enable.dictionary#{name}.{leaf}"] = "false"
-    return conf
-
+FAULT_POINTS = ("start", "mid_write", "after_first_table", "after_commit")
+# snapshot summary properties of every append: what makes a re-run batch recognisable
+QUERY_ID_PROPERTY = "movesmart.query-id"
+BATCH_ID_PROPERTY = "movesmart.batch-id"
+APPEND_JOB_GROUP = "movesmart-append"
 
 # Spark settings the job adds to the shared ones (spark_session.spark_conf).
 JOB_SPARK_CONF: dict[str, str] = {
-    **parquet_dictionary_conf(),
     # a throwing expression would fail the batch forever (a poison message); the rules use
     # try_* functions, and this makes any cast we missed return NULL instead
     "spark.sql.ansi.enabled": "false",
-    # staging is private to the batch: task commits may write straight into it
-    "spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version": "2",
-    "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "false",
     "spark.sql.streaming.metricsEnabled": "false",
     # jobs of different scheduler pools share the cores (the second validation pass runs
     # beside the writes of the first pass's rows); within a pool, first come first served
     "spark.scheduler.mode": "FAIR",
-    # INT64 UTC timestamps (not Spark's legacy INT96): what DuckDB, Athena and Spectrum expect
-    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     # the batch is cached once and read by six writes: plain columns build faster
     "spark.sql.inMemoryColumnarStorage.compressed": "false",
-    # a task writes its few event_date partitions side by side instead of sorting its rows
-    "spark.sql.maxConcurrentOutputFileWriters": "16",
-    # zstd's fastest level: most of zstd's size gain at a fraction of level 3's CPU
-    "spark.hadoop.parquet.compression.codec.zstd.level": "1",
 }
 # a task reads a known offset range: when its consumer prefetches past the range end, the
 # broker would hold that fetch for the default 500 ms (reading 3M records: 8.6 s -> 3.0 s)
@@ -202,30 +179,6 @@ class Fault:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-class _Pipes:
-    """Dagster Pipes, when the job runs under it (custom message per committed batch)."""
-
-    def __init__(self) -> None:
-        self.context: Any = None
-        try:
-            from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, open_dagster_pipes
-
-            if os.environ.get(DAGSTER_PIPES_CONTEXT_ENV_VAR):
-                self.context = open_dagster_pipes()
-        except Exception as err:  # noqa: BLE001 - observability must not stop the stream
-            log(f"dagster pipes unavailable: {err}")
-
-    def report(self, payload: dict[str, Any]) -> None:
-        if self.context is not None:
-            with contextlib.suppress(Exception):
-                self.context.report_custom_message(payload)
-
-    def close(self) -> None:
-        if self.context is not None:
-            with contextlib.suppress(Exception):
-                self.context.close()
-
-
 class StreamJob:
     """The query, its foreachBatch and the process lifecycle around it."""
 
@@ -233,11 +186,11 @@ class StreamJob:
         self.settings = settings
         self.options = options
         self.checkpoint = options.checkpoint or f"{settings.checkpoint_root}/stream"
+        self.time_rule = EventTimeRule.from_settings(settings)
         self.fault = Fault(os.environ.get(FAULT_ENV))
         self._spark = spark
         self._stop = threading.Event()
-        self._pipes: _Pipes | None = None
-        self._committer: BatchCommitter | None = None
+        self._catalog: Any = None
         self._query_id: str | None = None
         self.batches = 0
         self.phases: dict[str, float] = {}
@@ -267,25 +220,19 @@ class StreamJob:
         return reader.load()
 
     def routed_stream(self) -> DataFrame:
-        register_fast_contract(self.spark)
+        register_fast_contract(self.spark, self.time_rule)
         return route_fast(self.source(), self.settings.max_message_bytes)
 
-    def _query_id_from_checkpoint(self) -> str:
-        """The query id Spark keeps in `<checkpoint>/metadata` (stable across restarts)."""
-        import json
-
-        raw = HadoopFS(self.spark).read_bytes(f"{self.checkpoint}/metadata")
-        if raw is None:
-            raise RuntimeError(f"no checkpoint metadata under {self.checkpoint}")
-        return str(json.loads(raw.decode().splitlines()[0])["id"])
+    def query_id(self) -> str:
+        """The streaming query's id: kept in the checkpoint, the same across restarts."""
+        if self._query_id is None:
+            active = [q for q in self.spark.streams.active if q.name == QUERY_NAME]
+            if not active:
+                raise RuntimeError(f"streaming query {QUERY_NAME} is not active")
+            self._query_id = str(active[0].id)
+        return self._query_id
 
     # --- one micro-batch -------------------------------------------------------------------
-    def committer(self) -> BatchCommitter:
-        if self._committer is None:
-            self._query_id = self._query_id_from_checkpoint()
-            self._committer = BatchCommitter(HadoopFS(self.spark), self.settings.warehouse, self._query_id)
-        return self._committer
-
     def process_batch(self, batch: DataFrame, batch_id: int) -> None:
         from pyspark import StorageLevel
         from pyspark.sql import functions as F
@@ -293,86 +240,80 @@ class StreamJob:
         t0 = time.monotonic()
         self.phases = {}
         started = datetime.now(UTC)
-        committer = self.committer()
         spark = self.spark
+        query_id = self.query_id()
         self.fault.hit("start", batch_id, spark)
-        committer.prepare(ALL_TABLES, batch_id)
-        previous = committer.previous_moves(batch_id)
+        commits = TableCommits(self, query_id, batch_id)
 
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:
             routed = unpack(batch)
-            stats = _stats(routed)
+            stats = batch_stats(routed)
             self.phases["read"] = time.monotonic() - t0
+            exact_topics = {r["kafka_topic"] for r in stats if r["_dest"] == EXACT_DEST}
             n_exact = sum(r["n"] for r in stats if r["_dest"] == EXACT_DEST)
 
-            def stage(rows: DataFrame, table: str, second_pass: bool = False) -> None:
+            def rows_of(rows: DataFrame, table: str) -> DataFrame:
                 rows = rows.where(F.col("_dest") == table)
                 if table in TABLE_TOPICS:
                     # every cached partition holds one topic, and the cache keeps each column's
                     # min/max: this predicate skips the other topics' partitions unread
                     rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
-                (
-                    rows.selectExpr(*table_projection(table, started))
-                    .write.mode("append")
-                    .partitionBy(PARTITION_COLUMN)
-                    .parquet(committer.staging_dir(table, batch_id, second_pass))
-                )
+                return rows.selectExpr(*table_projection(table, started))
 
-            # the writes are independent Spark jobs over the cached batch: side by side, so no
-            # core idles while one job waits on its last task. The fast path's valid rows are
-            # written while the driver judges the rest; quarantine waits for both passes.
-            with ThreadPoolExecutor(max_workers=2 * len(ALL_TABLES)) as pool:
-                fast_tables = sorted({r["_dest"] for r in stats} - {EXACT_DEST, QUARANTINE_TABLE})
-                writes = [pool.submit(stage, routed, t) for t in fast_tables]
+            # one append per table, the tables side by side: independent Spark jobs over the
+            # cached batch, and independent catalog commits. A table whose topic had no rows
+            # for the exact rules is written while the driver judges the others' rows.
+            with ThreadPoolExecutor(max_workers=len(ALL_TABLES)) as pool:
+                fast_tables = sorted(
+                    {r["_dest"] for r in stats} - {EXACT_DEST, QUARANTINE_TABLE} - exact_topics
+                )
+                writes = [pool.submit(commits.append, t, rows_of(routed, t)) for t in fast_tables]
+                commits.watch_mid_write()
                 quarantined = routed
                 if n_exact:
                     exact = self._second_pass(routed, n_exact, batch_id)
-                    exact_stats = _stats(exact)
+                    exact_stats = batch_stats(exact)
                     stats = [r for r in stats if r["_dest"] != EXACT_DEST] + exact_stats
-                    for t in sorted({r["_dest"] for r in exact_stats} - {QUARANTINE_TABLE}):
-                        writes.append(pool.submit(stage, exact, t, True))
+                    waiting = {r["_dest"] for r in stats} & set(TABLES) & exact_topics
+                    for t in sorted(waiting):
+                        writes.append(
+                            pool.submit(commits.append, t, rows_of(routed, t).unionAll(rows_of(exact, t)))
+                        )
                     quarantined = with_exact(routed, exact)
                 tables = sorted({r["_dest"] for r in stats})
                 if QUARANTINE_TABLE in tables:
-                    writes.append(pool.submit(stage, quarantined, QUARANTINE_TABLE))
+                    writes.append(
+                        pool.submit(commits.append, QUARANTINE_TABLE, rows_of(quarantined, QUARANTINE_TABLE))
+                    )
                 for future in writes:
                     future.result()
         finally:
+            commits.done_writing()
             batch.unpersist()
-        self.phases["stage"] = time.monotonic() - t0 - sum(self.phases.values())
-        self.fault.hit("after_stage", batch_id, spark)
-
-        moves = committer.plan(tables, batch_id)
-        committer.write_manifest(batch_id, moves)
-        self.fault.hit("after_manifest", batch_id, spark)
-        half = len(moves) // 2
-
-        def on_move(done: int) -> None:
-            if done == half:
-                self.fault.hit("mid_move", batch_id, spark)
-
-        committer.apply(batch_id, moves, previous, on_progress=on_move if moves else None)
-        self.fault.hit("after_move", batch_id, spark)
-        committer.finish(tables, batch_id)
         self.phases["commit"] = time.monotonic() - t0 - sum(self.phases.values())
+        self.fault.hit("after_commit", batch_id, spark)
 
-        report = self._progress(batch_id, started, t0, stats, moves)
-        self._publish(report)
+        report = self._progress(batch_id, started, t0, stats, commits.files)
+        self._publish(report, commits)
         self.batches += 1
 
     def _second_pass(self, routed: DataFrame, n_exact: int, batch_id: int) -> DataFrame:
         """The rows the fast path could not vouch for (few, as a rule), judged by the exact
         rules and materialized with their plan cut off, so the writes plan a small union."""
         t0 = time.monotonic()
-        on_driver = n_exact <= self.settings.driver_validation_max_rows
         sc = self.spark.sparkContext
         # its own scheduler pool: its small jobs share the cores with the running writes
         # instead of queueing behind them (the quarantine write waits for this pass)
         sc.setLocalProperty("spark.scheduler.pool", "second_pass")
         try:
             exact = (
-                reroute_exact(routed, self.settings.max_message_bytes, by_reference=on_driver)
+                reroute_exact(
+                    routed,
+                    self.settings.max_message_bytes,
+                    self.time_rule,
+                    self.settings.driver_validation_max_rows,
+                )
                 .coalesce(max(1, min(sc.defaultParallelism, n_exact // 100_000)))
                 .localCheckpoint(eager=True)
             )
@@ -380,21 +321,19 @@ class StreamJob:
             sc.setLocalProperty("spark.scheduler.pool", None)
         log(
             f"batch {batch_id}: {n_exact} record(s) judged by the exact rules in {time.monotonic() - t0:.1f}s "
-            + ("(contract.validate on the driver)" if on_driver else "(Spark SQL on the executors)")
+            + "(contract.validate on the driver)"
         )
         return exact
 
     def _progress(
-        self, batch_id: int, started: datetime, t0: float, stats: list[Any], moves: list[Any]
+        self, batch_id: int, started: datetime, t0: float, stats: list[Any], files: dict[str, int]
     ) -> progress.BatchProgress:
         now = datetime.now(UTC)
         tables: dict[str, progress.TableProgress] = {t: progress.TableProgress() for t in ALL_TABLES}
-        files: dict[str, int] = {}
-        for m in moves:
-            files[m.table] = files.get(m.table, 0) + 1
         newest_event: dict[str, datetime] = {}
         newest_kafka: dict[str, datetime] = {}
         parts: dict[str, set[str]] = {t: set() for t in ALL_TABLES}
+        day_newest: dict[tuple[str, str], datetime] = {}
         input_rows = 0
         for r in stats:
             table = r["kafka_topic"]  # tables are named like their topics
@@ -410,7 +349,20 @@ class StreamJob:
             rng = tp.offsets.setdefault(str(r["kafka_partition"]), [int(r["lo"]), int(r["hi"]) + 1])
             rng[0], rng[1] = min(rng[0], int(r["lo"])), max(rng[1], int(r["hi"]) + 1)
             if r[PARTITION_COLUMN] is not None:
-                parts[dest].add(r[PARTITION_COLUMN].isoformat())
+                day_key = r[PARTITION_COLUMN].isoformat()
+                parts[dest].add(day_key)
+                day = tables[dest].days.setdefault(day_key, progress.DayProgress())
+                day.rows += n
+                topic_ranges = day.offsets.setdefault(table, {})
+                drng = topic_ranges.setdefault(str(r["kafka_partition"]), [int(r["lo"]), int(r["hi"]) + 1])
+                drng[0], drng[1] = min(drng[0], int(r["lo"])), max(drng[1], int(r["hi"]) + 1)
+                # a day's watermark: its newest event time (quarantine's days are Kafka-time days)
+                newest = r["newest_kafka"] if dest == QUARANTINE_TABLE else r["newest_event"]
+                if newest is not None:
+                    newest = newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest
+                    if (dest, day_key) not in day_newest or newest > day_newest[dest, day_key]:
+                        day_newest[dest, day_key] = newest
+                        day.newest_event_at = _iso(newest)
             for key, mapping, targets in (
                 ("newest_event", newest_event, (table,) if dest != QUARANTINE_TABLE else ()),
                 ("newest_kafka", newest_kafka, (table, dest)),
@@ -441,21 +393,45 @@ class StreamJob:
             input_rows=input_rows,
         )
 
-    def _publish(self, report: progress.BatchProgress) -> None:
+    def _publish(self, report: progress.BatchProgress, commits: TableCommits) -> None:
         log_path = self.settings.progress_log
         last = progress.last(log_path)
         if not (last and last.query_id == report.query_id and last.batch_id == report.batch_id):
             progress.append(log_path, report)
-            if self._pipes:
-                self._pipes.report({"type": "movesmart.batch", **report.to_dict()})
         rows = sum(t.rows for n, t in report.tables.items() if n in TABLES)
         quarantined = report.tables[QUARANTINE_TABLE].rows
+        skipped = f", {len(commits.skipped)} table(s) already held it" if commits.skipped else ""
         log(
             f"batch {report.batch_id} committed: {rows} rows, {quarantined} quarantined, "
-            f"{report.duration_ms} ms (" + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items()) + ")"
+            f"{report.duration_ms} ms ("
+            + ", ".join(f"{k} {v:.1f}s" for k, v in self.phases.items())
+            + ")"
+            + (f", appends {commits.timing()}" if commits.seconds else "")
+            + skipped
         )
 
     # --- lifecycle -------------------------------------------------------------------------
+    @property
+    def catalog(self) -> Any:
+        """The pyiceberg view of the catalog (snapshot histories for the re-run check)."""
+        if self._catalog is None:
+            from movesmart_dagster.tables.catalog import load_catalog
+
+            self._catalog = load_catalog(self.settings)
+        return self._catalog
+
+    def ensure_tables(self) -> None:
+        """The six tables exist and carry every field of schemas.py (before the first batch)."""
+        from movesmart_dagster.tables.catalog import ensure_tables
+
+        changed = {
+            t: state
+            for t, state in ensure_tables(self.settings, self.catalog).items()
+            if state != "unchanged"
+        }
+        if changed:
+            log("tables: " + ", ".join(f"{t} {state}" for t, state in changed.items()))
+
     def start(self) -> StreamingQuery:
         writer = (
             self.routed_stream()
@@ -481,7 +457,6 @@ class StreamJob:
         if in_main:
             for sig in previous:
                 signal.signal(sig, self.request_stop)
-        self._pipes = _Pipes()
         query = None
         try:
             log(
@@ -493,6 +468,11 @@ class StreamJob:
                     else f"every {self.options.trigger_interval}"
                 )
             )
+            try:
+                self.ensure_tables()
+            except CatalogError as err:
+                log(f"cannot start: {err}")
+                return 1
             query = self.start()
             while query.isActive:
                 if self._stop.is_set():
@@ -509,8 +489,6 @@ class StreamJob:
             if in_main:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
-            if self._pipes:
-                self._pipes.close()
 
     def _stop_between_batches(self, query: StreamingQuery, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -522,7 +500,110 @@ class StreamJob:
         query.stop()
 
 
-def _stats(routed: DataFrame) -> list[Any]:
+class TableCommits:
+    """The appends of one micro-batch: at most one per table, idempotent on (query id, batch id).
+
+    Why it is exactly once: Spark re-runs a batch it has not recorded as committed with the
+    same offsets and the same batch id. Before its append, each table's snapshot history is
+    searched for a snapshot carrying this query id and batch id; a table that holds one
+    committed this batch's rows in a failed attempt and is skipped. The search walks back
+    from the current snapshot and stops at an older batch of the same query (batches commit
+    in order), so it reads a few snapshots, not the whole history.
+    """
+
+    def __init__(self, job: StreamJob, query_id: str, batch_id: int) -> None:
+        self.job = job
+        self.query_id = query_id
+        self.batch_id = batch_id
+        self.files: dict[str, int] = {}  # data files each append added
+        self.seconds: dict[str, float] = {}  # each append's duration
+        self.skipped: list[str] = []
+        self._lock = threading.Lock()
+        self._committed = 0
+        self._writing = threading.Event()
+
+    def already_committed(self, table: str) -> bool:
+        from movesmart_dagster.tables.catalog import load_table
+
+        iceberg = load_table(self.job.settings, table, self.job.catalog)
+        snapshot = iceberg.current_snapshot()
+        while snapshot is not None:
+            props = snapshot.summary.additional_properties if snapshot.summary else {}
+            if props.get(QUERY_ID_PROPERTY) == self.query_id:
+                batch = int(props.get(BATCH_ID_PROPERTY, -1))
+                if batch == self.batch_id:
+                    return True
+                if batch < self.batch_id:
+                    return False
+            if snapshot.parent_snapshot_id is None:
+                return False
+            snapshot = iceberg.snapshot_by_id(snapshot.parent_snapshot_id)
+        return False
+
+    def append(self, table: str, rows: DataFrame) -> None:
+        """One Iceberg append of the table's rows of this batch, unless the table holds it."""
+        from movesmart_dagster.tables.catalog import spark_table
+
+        t0 = time.monotonic()
+        if self.already_committed(table):
+            with self._lock:
+                self.skipped.append(table)
+            return
+        # the append's Spark jobs, by thread (pinned threads: the group is this thread's)
+        self.job.spark.sparkContext.setJobGroup(APPEND_JOB_GROUP, f"append {table}")
+        (
+            rows.writeTo(spark_table(self.job.settings, table))
+            .option(f"snapshot-property.{QUERY_ID_PROPERTY}", self.query_id)
+            .option(f"snapshot-property.{BATCH_ID_PROPERTY}", str(self.batch_id))
+            .append()
+        )
+        added = self._added_files(table)
+        with self._lock:
+            self.files[table] = added
+            self.seconds[table] = time.monotonic() - t0
+            self._committed += 1
+            first = self._committed == 1
+        if first:
+            self.job.fault.hit("after_first_table", self.batch_id, self.job.spark)
+
+    def _added_files(self, table: str) -> int:
+        """Data files this batch's append added to the table (its snapshot's summary)."""
+        from movesmart_dagster.tables.catalog import load_table
+
+        snapshot = load_table(self.job.settings, table, self.job.catalog).current_snapshot()
+        props = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
+        if props.get(BATCH_ID_PROPERTY) != str(self.batch_id):
+            return 0  # another writer committed on top already: the count is not worth a search
+        return int(props.get("added-data-files", 0))
+
+    def watch_mid_write(self) -> None:
+        """Fault point `mid_write`: once a write task has finished (its data files are on
+        disk) while no table has committed yet, kill -9 (tests only)."""
+        fault, spark = self.job.fault, self.job.spark
+        if fault.point != "mid_write" or not (fault.any_batch or fault.batch == self.batch_id):
+            return
+        tracker = spark.sparkContext.statusTracker()
+
+        def watch() -> None:
+            while not self._writing.is_set():
+                for job_id in tracker.getJobIdsForGroup(APPEND_JOB_GROUP):
+                    job = tracker.getJobInfo(job_id)
+                    for stage in job.stageIds if job else ():
+                        info = tracker.getStageInfo(stage)
+                        if info and info.numCompletedTasks > 0 and self._committed == 0:
+                            fault.hit("mid_write", self.batch_id, spark)
+                time.sleep(0.005)
+
+        threading.Thread(target=watch, name="fault-mid-write", daemon=True).start()
+
+    def done_writing(self) -> None:
+        self._writing.set()
+
+    def timing(self) -> str:
+        return ", ".join(f"{t} {s:.2f}s" for t, s in sorted(self.seconds.items()))
+
+
+def batch_stats(routed: DataFrame) -> list[Any]:
     """Per destination, topic, partition and day: rows, offset range, newest timestamps."""
     from pyspark.sql import functions as F
 

@@ -4,8 +4,8 @@ Why a file: the job commits micro-batches in a Spark driver that Dagster does no
 in-process. Each committed batch appends one JSON line to an append-only log; readers
 (the Dagster run that supervises the job, the `movesmart` CLI, tests) tail it with a
 byte-offset cursor. A line is written only after the batch's files are final, so a
-line never announces data a reader could not see. When the job runs under Dagster
-Pipes, the same record is also sent as a Pipes custom message.
+line never announces data a reader could not see. (Why not Dagster Pipes messages:
+`defs/streaming/process.py`.)
 
 One line per committed batch:
     {"batch_id": 7, "committed_at": "...Z", "duration_ms": 812,
@@ -21,7 +21,10 @@ Fields added later (readers must tolerate their absence and unknown keys):
   `started_at`, `input_rows` (Kafka records in the batch).
 - table: `event_lag_s` (now - newest event time; `freshness_lag_s` is now - newest Kafka
   timestamp, which is meaningful also for simulated past event times), `files` (Parquet
-  files added).
+  files added), `days`: per `event_date` partition the batch wrote, its rows, newest event
+  time (quarantine: newest Kafka timestamp, its partitions' time) and Kafka offset ranges
+  (topic -> partition -> [first, last + 1) of that day's rows) — what Dagster's per-partition
+  materializations are folded from.
 
 A batch is reported once per query in the normal case; if the job dies after the line is
 written but before Spark records the commit, the re-run batch (same `query_id` and
@@ -38,6 +41,20 @@ from typing import Any
 
 
 @dataclass
+class DayProgress:
+    rows: int = 0
+    newest_event_at: str | None = None
+    offsets: dict[str, dict[str, list[int]]] = field(
+        default_factory=dict
+    )  # topic -> partition -> [start, end)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DayProgress:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
 class TableProgress:
     rows: int = 0
     quarantined: int = 0  # rows of this table's topic that went to quarantine
@@ -47,12 +64,15 @@ class TableProgress:
     freshness_lag_s: float | None = None
     partitions: list[str] = field(default_factory=list)  # event_date values touched
     event_lag_s: float | None = None  # now - newest event time
-    files: int = 0  # Parquet files added
+    files: int = 0  # data files the batch's Iceberg append added
+    days: dict[str, DayProgress] = field(default_factory=dict)  # event_date -> what the batch added
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TableProgress:
         known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        out = cls(**{k: v for k, v in d.items() if k in known and k != "days"})
+        out.days = {day: DayProgress.from_dict(v) for day, v in (d.get("days") or {}).items()}
+        return out
 
 
 @dataclass

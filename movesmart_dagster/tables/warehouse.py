@@ -1,8 +1,10 @@
-"""Where a table's files are, and which of them a reader must see.
+"""The warehouse outside the Iceberg tables: its existence, and the daily analytics' Parquet files.
 
-Layout (written by the streaming job): `<warehouse>/<table>/event_date=YYYY-MM-DD/*.parquet`.
-Anything whose path has a component starting with `_` or `.` (staging, manifests, Spark
-checksums) is not data — Hive, Athena, Redshift Spectrum skip it, and so do we.
+The six tables are Iceberg tables whose files only the catalog's scan plan names (`scan.py`).
+The daily analytics are plain Parquet written by Spark, one folder per day, replaced whole on a
+re-run: `<warehouse>/analytics/<name>/event_date=YYYY-MM-DD/*.parquet`. Anything whose path has a
+component starting with `_` or `.` (Spark's `_SUCCESS`, checksums) is not data — Hive, Athena,
+Redshift Spectrum skip it, and so do we.
 
 Local warehouses are plain folders; s3a:// ones are read with pyarrow's own S3 client
 (`endpoint_override` for the local endpoint or MinIO), because DuckDB's httpfs extension
@@ -22,39 +24,32 @@ if TYPE_CHECKING:
     import pyarrow.fs as pafs
 
 
-def table_uri(settings: Settings, table: str) -> str:
-    """`file:///.../<table>` or `s3a://bucket/prefix/<table>`."""
-    return f"{settings.warehouse}/{table}"
-
-
 def arrow_filesystem(settings: Settings) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem for the warehouse and the warehouse root in its terms."""
-    import pyarrow.fs as pafs
+    from movesmart_dagster.tables.scan import arrow_filesystem as filesystem
 
     uri = urlparse(settings.warehouse)
     if settings.warehouse_is_s3:
-        kwargs: dict[str, object] = {"region": settings.aws_region}
-        if settings.s3_endpoint:
-            endpoint = urlparse(settings.s3_endpoint)
-            kwargs["endpoint_override"] = endpoint.netloc
-            kwargs["scheme"] = endpoint.scheme
-        # credentials: the default provider chain (environment, profile, instance role)
-        return pafs.S3FileSystem(**kwargs), f"{uri.netloc}{uri.path}".rstrip("/")
-    return pafs.LocalFileSystem(), uri.path.rstrip("/")
+        return filesystem(settings), f"{uri.netloc}{uri.path}".rstrip("/")
+    return filesystem(settings), uri.path.rstrip("/")
 
 
 def _visible(rel: str) -> bool:
     return not any(part.startswith(("_", ".")) for part in rel.split("/"))
 
 
-def list_files(settings: Settings, table: str) -> list[str]:
-    """Data files of a table a reader must see (paths in the filesystem's terms), sorted."""
+def list_output_files(settings: Settings, location: str, event_date: str | None = None) -> list[str]:
+    """Data files of a plain-Parquet output (`analytics/<name>`), in the filesystem's terms, sorted.
+
+    `event_date`: only that day's files (an empty list when the day has none).
+    """
     import pyarrow.fs as pafs
 
     fs, root = arrow_filesystem(settings)
-    base = f"{root}/{table}"
+    base = f"{root}/{location}"
+    start = f"{base}/{PARTITION_COLUMN}={event_date}" if event_date else base
     try:
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True))
+        infos = fs.get_file_info(pafs.FileSelector(start, recursive=True, allow_not_found=True))
     except FileNotFoundError:
         return []
     out = []
@@ -68,12 +63,27 @@ def list_files(settings: Settings, table: str) -> list[str]:
     return sorted(out)
 
 
-def list_partitions(settings: Settings, table: str) -> list[str]:
-    """The `event_date` values (YYYY-MM-DD) that hold at least one data file."""
-    dates = {p.rsplit("/", 2)[-2].split("=", 1)[1] for p in list_files(settings, table)}
-    return sorted(dates)
-
-
 def local_root(settings: Settings) -> str:
     """The local warehouse folder (only for file:// warehouses)."""
     return os.path.abspath(urlparse(settings.warehouse).path)
+
+
+def warehouse_location(settings: Settings) -> str:
+    """The warehouse as a person would look for it: a local folder, or the s3a:// URI."""
+    return settings.warehouse if settings.warehouse_is_s3 else local_root(settings)
+
+
+def warehouse_exists(settings: Settings) -> bool:
+    """Whether anything was ever written to the warehouse (its folder or S3 prefix exists).
+
+    A missing warehouse is a wrong `MOVESMART_HOME`/`MOVESMART_WAREHOUSE` far more often than
+    a platform that never ran, so readers that answer people (`movesmart query`) say so
+    instead of showing empty tables.
+    """
+    import pyarrow.fs as pafs
+
+    fs, root = arrow_filesystem(settings)
+    try:
+        return fs.get_file_info(root).type != pafs.FileType.NotFound
+    except FileNotFoundError:
+        return False

@@ -1,12 +1,15 @@
 """Daily-partitioned analytics computed with Spark, with a schedule and partition freshness checks.
 
-Each asset reads one `event_date` of its source table, applies the pure function from
+Each asset reads one `event_date` of its source table through Spark's Iceberg catalog, applies the pure function from
 `movesmart_dagster.analytics.compute`, and overwrites `<warehouse>/analytics/<name>/event_date=D/`
 (idempotent). Before computing a day, the table quality rules run on that day (DuckDB); a
 day with bad rows fails the asset instead of flowing into the insights. Backfills run as a
-single run over a range (one Spark session for all days): from the UI, or
-`dagster asset materialize --select 'analytics/*' --partition-range 2024-01-01...2024-01-03`.
-Metadata: rows, output path, a preview table and a chart (PNG in markdown).
+single run over a range (one Spark session for all days): from the UI or the CLI (README,
+*Schedules and backfills*).
+Metadata per day: rows, output path, a preview table and a chart (PNG in markdown). A range
+run still gives each day its own materialization with that day's own metadata
+(`context.add_asset_metadata(..., partition_key=day)`); metadata on the returned result would
+be copied to every day of the range.
 """
 
 from typing import Any
@@ -16,6 +19,8 @@ import dagster as dg
 from movesmart_dagster.analytics import compute, plots
 from movesmart_dagster.defs.checks import quality
 from movesmart_dagster.defs.keys import ANALYTICS_JOB_NAME, ANALYTICS_KEYS, GROUP_ANALYTICS, TABLE_KEYS
+from movesmart_dagster.defs.partitions import daily_partitions
+from movesmart_dagster.defs.quiet_sensors import quiet
 from movesmart_dagster.defs.resources import DuckDBResource, SparkResource
 from movesmart_dagster.settings import Settings
 
@@ -47,11 +52,21 @@ def _preview(pdf: Any) -> str:
 def compute_day(spark: Any, settings: Settings, name: str, event_date: str) -> tuple[str, Any]:
     """Compute and write one day of one analytics table; returns (path, pandas result)."""
     table, fn = compute.ANALYTICS[name]
-    result = fn(compute.read_day(spark, settings.warehouse, table, event_date)).cache()
+    result = fn(compute.read_day(spark, settings, table, event_date)).cache()
     path = compute.write_day(result, settings.warehouse, name, event_date)
     pdf = result.toPandas()
     result.unpersist()
     return path, pdf
+
+
+def day_metadata(name: str, event_date: str, path: str, pdf: Any) -> dict[str, Any]:
+    """The materialization metadata of one day: its rows, path, preview and chart."""
+    return {
+        "dagster/row_count": len(pdf),
+        "path": dg.MetadataValue.path(path),
+        "preview": dg.MetadataValue.md(f"**{event_date}**\n\n" + _preview(pdf)),
+        "chart": dg.MetadataValue.md(plots.chart_for(name, pdf, event_date)),
+    }
 
 
 def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
@@ -83,29 +98,23 @@ def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) ->
                     )
         finally:
             con.close()
-        session = spark.session(f"movesmart-analytics-{name}")
-        rows_by_day: dict[str, int] = {}
-        path, pdf = "", None
+        from pyspark.sql import SparkSession
+
+        # the run's four assets share one session; asking the builder again for it only logs
+        # "WARN SparkSession: Using an existing Spark session" (its static conf cannot change)
+        session = SparkSession.getActiveSession() or spark.session("movesmart-analytics")
         for day in days:
             path, pdf = compute_day(session, settings, name, day)
-            rows_by_day[day] = len(pdf)
             context.log.info(f"{name} {day}: {len(pdf)} rows -> {path}")
-        last = days[-1]
-        metadata: dict[str, Any] = {
-            "dagster/row_count": sum(rows_by_day.values()),
-            "rows_by_day": dg.MetadataValue.json(rows_by_day),
-            "path": dg.MetadataValue.path(path),
-            "preview": dg.MetadataValue.md(f"**{last}**\n\n" + _preview(pdf)),
-            "chart": dg.MetadataValue.md(plots.chart_for(name, pdf)),
-        }
-        return dg.MaterializeResult(metadata=metadata)
+            context.add_asset_metadata(day_metadata(name, day, path, pdf), partition_key=day)
+        return dg.MaterializeResult()
 
     return _asset
 
 
 def analytics_definitions(settings: Settings) -> dict[str, Any]:
     """Assets, job, schedule, freshness checks and their sensor, from the settings."""
-    partitions = dg.DailyPartitionsDefinition(start_date=settings.analytics_start_date, timezone="UTC")
+    partitions = daily_partitions(settings)  # the tables' own
     assets = [_analytics_asset(n, partitions) for n in compute.ANALYTICS]
     job = dg.define_asset_job(
         ANALYTICS_JOB_NAME,
@@ -128,11 +137,13 @@ def analytics_definitions(settings: Settings) -> dict[str, Any]:
     freshness_checks = dg.build_time_partition_freshness_checks(
         assets=assets, deadline_cron="0 3 * * *", timezone="UTC", severity=dg.AssetCheckSeverity.WARN
     )
-    freshness_sensor = dg.build_sensor_for_freshness_checks(
-        freshness_checks=freshness_checks,
-        name="analytics_freshness_checks_sensor",
-        minimum_interval_seconds=600,
-        default_status=dg.DefaultSensorStatus.RUNNING,
+    freshness_sensor = quiet(
+        dg.build_sensor_for_freshness_checks(
+            freshness_checks=freshness_checks,
+            name="analytics_freshness_checks_sensor",
+            minimum_interval_seconds=600,
+            default_status=dg.DefaultSensorStatus.RUNNING,
+        )
     )
     return {
         "assets": assets,

@@ -1,13 +1,16 @@
-"""`glue_tables` and `dev_smartcity`: make the tables queryable by name.
+"""`glue_tables` and `dev_smartcity`: the tables in their catalog, and queryable by name.
 
-AWS mode (an s3a:// warehouse, or the local moto Glue when MOVESMART_S3_ENDPOINT is set):
-`glue_tables` registers the database, the tables (schema from `schemas`) and every
-`event_date` partition found in the warehouse — no crawler, `_spark_metadata` and
-checkpoints never catalogued — and `dev_smartcity` runs `sql/create_external_schema.sql`
-(CREATE EXTERNAL SCHEMA IF NOT EXISTS ... FROM DATA CATALOG) through the Redshift Data API.
-Local mode: `glue_tables` says it has nothing to register, and `dev_smartcity` creates the
-schema of the same name in the persistent DuckDB file under MOVESMART_HOME, so the seed's
-`select * from dev_smartcity.gps_data` runs unchanged with `movesmart query`.
+`glue_tables` (its key kept from the Parquet days, so bookmarks and history stay) is now a thin
+"ensure tables" step over the Iceberg catalog (`tables.catalog`): the namespace and the six
+tables created when missing, the fields schemas.py gained added; its metadata shows each
+table's current snapshot (rows, files, days). The catalog itself registers tables and
+snapshots — Glue in AWS mode (`MOVESMART_CATALOG=glue`), the SQLite catalog locally — so there
+is no crawler and no partition registration. `dev_smartcity` runs `sql/create_external_schema.sql`
+(CREATE EXTERNAL SCHEMA IF NOT EXISTS ... FROM DATA CATALOG) through the Redshift Data API when
+Redshift is configured; otherwise it creates the schema of the same name in the persistent DuckDB
+file under MOVESMART_HOME (views over each table's current snapshot, refreshed on each
+materialization), so the seed's `select * from dev_smartcity.gps_data` runs unchanged with
+`movesmart query`.
 """
 
 from datetime import timedelta
@@ -22,10 +25,9 @@ from movesmart_dagster.defs.keys import (
     TABLE_KEYS,
 )
 from movesmart_dagster.defs.resources import (
+    CatalogResource,
     DuckDBResource,
-    GlueResource,
     RedshiftResource,
-    WarehouseResource,
 )
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.settings import Settings
@@ -41,40 +43,41 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
     key=GLUE_TABLES_KEY,
     deps=list(TABLE_KEYS.values()),
     group_name=GROUP_CATALOG,
-    kinds={"glue"},
-    description="Glue database, tables and event_date partitions registered from the warehouse listing.",
+    kinds={"iceberg"},
+    description="The six Iceberg tables in their catalog (Glue in AWS mode): created when missing, "
+    "fields added in schemas.py added; each table's current snapshot.",
 )
-def glue_tables(
-    context: dg.AssetExecutionContext, glue: GlueResource, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
-    settings = glue.settings()
-    if not glue.enabled:
-        context.log.info("local warehouse and no MOVESMART_S3_ENDPOINT: no Glue catalog to register into")
-        return dg.MaterializeResult(
-            metadata={
-                "mode": "local",
-                "registered": "nothing: Glue applies to an s3a:// warehouse or a local endpoint",
-            }
-        )
-    from movesmart_dagster.catalog import sync_catalog
+def glue_tables(context: dg.AssetExecutionContext, catalog: CatalogResource) -> dg.MaterializeResult:
+    from movesmart_dagster.tables import scan
+    from movesmart_dagster.tables.catalog import ensure_tables, load_table, table_summary
 
-    s3_client = warehouse.s3.get_client() if settings.warehouse_is_s3 else None
-    result = sync_catalog(settings, glue.catalog(), s3_client=s3_client)
-    catalog = glue.catalog()
+    settings = catalog.settings()
+    iceberg = catalog.load()
+    states = ensure_tables(settings, iceberg)
     rows = []
-    for table, r in result.items():
-        registered = catalog.list_partitions(settings.glue_database, table)
+    for table, state in states.items():
+        summary = table_summary(load_table(settings, table, iceberg))
+        days = scan.current(settings, table, iceberg).days
         rows.append(
-            [table, r["table"], len(r["added"]), len(registered), registered[-1] if registered else "-"]
+            [
+                table,
+                state,
+                summary["snapshot_id"] or "-",
+                summary["total_rows"],
+                summary["total_files"],
+                len(days),
+                days[-1] if days else "-",
+            ]
         )
-        context.log.info(f"{table}: table {r['table']}, partitions added {r['added']}")
+        context.log.info(f"{table}: {state}, {summary}")
     return dg.MaterializeResult(
         metadata={
-            "mode": "aws" if settings.warehouse_is_s3 else "local endpoint",
-            "database": settings.glue_database,
-            "partitions_added": sum(len(r["added"]) for r in result.values()),
+            "mode": settings.catalog,
+            "namespace": settings.glue_database,
+            "created": sum(s == "created" for s in states.values()),
+            "evolved": sum(s == "evolved" for s in states.values()),
             "tables": dg.MetadataValue.md(
-                _md_table(["table", "definition", "partitions added", "partitions", "newest"], rows)
+                _md_table(["table", "ensure", "snapshot", "rows", "files", "days", "newest day"], rows)
             ),
         }
     )
@@ -146,7 +149,7 @@ def catalog_assets(settings: Settings) -> list[dg.AssetsDefinition]:
 catalog_job = dg.define_asset_job(
     "catalog_job",
     selection=dg.AssetSelection.assets(GLUE_TABLES_KEY, DEV_SMARTCITY_KEY),
-    description="Register new partitions in Glue and (re)create the dev_smartcity schema.",
+    description="Ensure the Iceberg tables in their catalog and (re)create the dev_smartcity schema.",
 )
 
 catalog_schedule = dg.ScheduleDefinition(
@@ -154,5 +157,5 @@ catalog_schedule = dg.ScheduleDefinition(
     job=catalog_job,
     cron_schedule="*/30 * * * *",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 30 minutes: new event_date partitions into Glue, dev_smartcity refreshed.",
+    description="Every 30 minutes: tables ensured, dev_smartcity refreshed to the current snapshots.",
 )

@@ -1,28 +1,31 @@
 """`streaming_job`: one long-running Dagster run that owns the Spark streaming job.
 
 The op starts `python -m movesmart_dagster.streaming.job` as a child process, tails the
-progress log every second and logs one `AssetMaterialization` per table per committed
-micro-batch (rows added, running total, Kafka offset ranges, batch id, freshness lag,
-partitions), so the asset catalog follows the stream within one trigger interval.
+progress log every second and logs per-partition `AssetMaterialization`s of the tables,
+coalesced: at most one per (table, day) per MOVESMART_MATERIALIZATION_INTERVAL_SECONDS, a
+day's first rows at once (`materializations.py`); what is pending when the job ends is
+reported then.
 Terminating the run (UI, supervisor) interrupts the op, which forwards SIGTERM to the
-job (it stops after the current batch), waits, and kills what is left of its process group.
+job (it stops after the current batch), waits, and kills what is left of its process group;
+the run ends CANCELED — or SUCCESS when `make dev` stops it for a shutdown (a run tag says so).
 The run uses the in-process executor so the interrupt reaches this op directly.
 """
 
 import time
 from datetime import UTC, datetime
-from typing import Any
 
 import dagster as dg
-from dagster._core.errors import DagsterExecutionInterruptedError
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
-from movesmart_dagster.defs.keys import STREAMING_JOB_NAME, TABLE_KEYS
+from movesmart_dagster.defs.keys import STOP_REASON_SHUTDOWN, STOP_REASON_TAG, STREAMING_JOB_NAME
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
+from movesmart_dagster.defs.streaming.materializations import (
+    PartitionCoalescer,
+    iceberg_partition_facts,
+    report_due,
+)
 from movesmart_dagster.defs.streaming.process import SupervisedProcess
-from movesmart_dagster.defs.streaming.progress_state import ProgressState, parse_time
+from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import TOPICS
-from movesmart_dagster.streaming.progress import BatchProgress
 
 
 class StreamingConfig(dg.Config):
@@ -31,37 +34,8 @@ class StreamingConfig(dg.Config):
     available_now: bool = False  # process what is in Kafka, then finish (backfills, tests)
     stop_timeout_s: float = 90.0
     poll_interval_s: float = 1.0
-
-
-def batch_materializations(batch: BatchProgress, state: ProgressState) -> list[dg.AssetMaterialization]:
-    """One materialization per table that received rows in this batch."""
-    out = []
-    committed = parse_time(batch.committed_at)
-    for table, tp in sorted(batch.tables.items()):
-        key = TABLE_KEYS.get(table)
-        if key is None or tp.rows <= 0:
-            continue
-        metadata: dict[str, Any] = {
-            "rows_added": tp.rows,
-            "total_rows": state.totals.get(table, tp.rows),
-            "dagster/row_count": state.totals.get(table, tp.rows),
-            "batch_id": batch.batch_id,
-            "quarantined": tp.quarantined,
-            "offsets": dg.MetadataValue.json({p: list(r) for p, r in sorted(tp.offsets.items())}),
-            "partitions": ", ".join(tp.partitions),
-            "batch_duration_ms": batch.duration_ms,
-        }
-        if tp.freshness_lag_s is not None:
-            metadata["freshness_lag_s"] = float(tp.freshness_lag_s)
-        if tp.newest_event_at:
-            metadata["newest_event_at"] = tp.newest_event_at
-        if committed is not None:
-            metadata["committed_at"] = dg.MetadataValue.timestamp(committed)
-            metadata["dagster/last_updated_timestamp"] = dg.MetadataValue.timestamp(committed)
-        out.append(
-            dg.AssetMaterialization(asset_key=key, description=f"batch {batch.batch_id}", metadata=metadata)
-        )
-    return out
+    # default: MOVESMART_MATERIALIZATION_INTERVAL_SECONDS
+    materialization_interval_s: float | None = None
 
 
 @dg.op(
@@ -76,10 +50,8 @@ def run_streaming_job(
     # one streaming job per checkpoint: a second one (a manual launch beside the supervisor's) would race it
     others = [
         r.run_id[:8]
-        for r in context.instance.get_runs(
-            filters=dg.RunsFilter(job_name=STREAMING_JOB_NAME, statuses=list(IN_PROGRESS_RUN_STATUSES))
-        )
-        if r.run_id != context.run_id
+        for r in context.instance.get_runs(filters=dg.RunsFilter(job_name=STREAMING_JOB_NAME), limit=100)
+        if r.run_id != context.run_id and not r.is_finished
     ]
     if others:
         raise dg.Failure(
@@ -90,6 +62,13 @@ def run_streaming_job(
         context.log.info(f"created topics {created}")
     log_path = settings.progress_log
     state = ProgressState.load(log_path)  # totals so far; only batches after this point are reported
+    interval = (
+        config.materialization_interval_s
+        if config.materialization_interval_s is not None
+        else settings.materialization_interval_seconds
+    )
+    coalescer = PartitionCoalescer(interval, time.monotonic)
+    read_facts = iceberg_partition_facts(settings)
     cmd = spark.streaming_command(
         config.trigger_interval or settings.stream_trigger_interval,
         config.max_offsets_per_trigger,
@@ -101,11 +80,11 @@ def run_streaming_job(
     ).start()
     context.log.info(f"streaming job started pid={child.pid}: {' '.join(cmd)} (output: {child.log_file})")
 
-    def report() -> int:
+    def report(final: bool = False) -> int:
         batches = state.advance(log_path)
-        for batch in batches:
-            for mat in batch_materializations(batch, state):
-                context.log_event(mat)
+        coalescer.add(batches)
+        for mat in report_due(coalescer, read_facts, context.log, flush_all=final):
+            context.log_event(mat)
         return len(batches)
 
     reported = 0
@@ -114,7 +93,7 @@ def run_streaming_job(
             reported += report()
             rc = child.returncode()
             if rc is not None:
-                reported += report()  # the last batch may land just before exit
+                reported += report(final=True)  # the last batch may land just before exit
                 if rc != 0:
                     raise dg.Failure(
                         description=f"streaming job exited with status {rc}",
@@ -123,14 +102,41 @@ def run_streaming_job(
                 context.log.info(f"streaming job finished after {reported} batches")
                 return
             time.sleep(config.poll_interval_s)
-    except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+    except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
+        shutdown = _stopped_for_shutdown(context)
+        if not shutdown:
+            _mark_deliberate_stop(context)
         context.log.info("termination requested: SIGTERM to the streaming job, waiting for its current batch")
         _stop(child, config.stop_timeout_s)
-        reported += report()
+        reported += report(final=True)
         context.log.info(f"streaming job stopped (status {child.returncode()}) after {reported} batches")
+        if shutdown:
+            return  # it ran until the platform stopped: a success, and no interrupt stack in the terminal
         raise
     finally:
         _stop(child, config.stop_timeout_s)
+
+
+def _stopped_for_shutdown(context: dg.OpExecutionContext) -> bool:
+    """`make dev` tags the run before it terminates it on Ctrl-C (see `movesmart_dagster.dev`)."""
+    run = context.instance.get_run_by_id(context.run_id)
+    return run is not None and run.tags.get(STOP_REASON_TAG) == STOP_REASON_SHUTDOWN
+
+
+def _mark_deliberate_stop(context: dg.OpExecutionContext) -> None:
+    """An interrupt is always someone stopping the run: end it CANCELED, never FAILURE.
+
+    *Terminate* (UI, supervisor) marks the run CANCELING before the interrupt arrives. A signal
+    to the run worker (Ctrl-C of `make dev`/`dagster dev`, SIGTERM from a service manager)
+    arrives with the run still STARTED, and Dagster would then record "interrupted
+    unexpectedly ... treating as failure" — a false "run failed" alert. A crash never reaches
+    here (it is an exception, or a SIGKILL nobody can catch), so marking it CANCELING is honest.
+    """
+    run = context.instance.get_run_by_id(context.run_id)
+    if run is not None and run.status == dg.DagsterRunStatus.STARTED:
+        context.instance.report_run_canceling(
+            run, message="the run worker was interrupted (SIGINT/SIGTERM): stopping the streaming job"
+        )
 
 
 def _stop(child: SupervisedProcess, timeout: float) -> None:
@@ -140,7 +146,7 @@ def _stop(child: SupervisedProcess, timeout: float) -> None:
         try:
             child.stop(timeout=max(1.0, deadline - time.monotonic() - 60))
             return
-        except (DagsterExecutionInterruptedError, KeyboardInterrupt):
+        except (dg.DagsterExecutionInterruptedError, KeyboardInterrupt):
             continue
 
 

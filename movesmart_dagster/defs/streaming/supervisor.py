@@ -5,24 +5,27 @@ Each tick makes one decision and says why, in the tick's skip reason and log:
 - the last run failed/was cancelled  -> relaunch, after an exponential backoff (base
   MOVESMART_SUPERVISOR_BACKOFF_SECONDS, doubled per consecutive failure, capped at
   MOVESMART_SUPERVISOR_BACKOFF_MAX_SECONDS) so a crash loop does not spin;
-- a run is active but stalled        -> no committed micro-batch for
-  MOVESMART_SUPERVISOR_STALL_SECONDS while Kafka lag > 0: terminate it (the relaunch
-  follows on a later tick, once it has stopped, through the backoff);
+- a run is active but stalled        -> Kafka lag has stayed > 0 for MOVESMART_SUPERVISOR_STALL_SECONDS
+  and no micro-batch was committed in that time: terminate it (the relaunch follows on a
+  later tick, once it has stopped, through the backoff). The window runs from the latest of
+  the last commit, the run's start and the tick that first saw the lag: an idle stream
+  commits nothing (Spark runs no batch without input), so after a quiet spell longer than
+  the window the first new records must not count as a stall;
 - a run is active and healthy/idle   -> nothing to do;
 - a run stuck in STARTING/CANCELING longer than the stall window (its worker is gone)
                                      -> mark it cancelled, relaunch after the backoff.
 Lag is end offsets minus the offsets the job committed (from its progress log; Spark's
 Kafka source commits no consumer-group offsets). The cursor carries the folded progress
-log, the failure count and the backoff deadline. Turning the sensor off stops supervision.
+log, the failure count, the backoff deadline and since when the lag has been > 0. Turning the sensor off stops supervision.
 """
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dagster as dg
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 
 from movesmart_dagster.defs.keys import STREAMING_JOB_NAME
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
@@ -42,6 +45,7 @@ class SupervisorState:
     seen_runs: list[str] = field(default_factory=list)  # ended runs already accounted for
     observed_at: float = 0.0  # last time the topics' end offsets were reported as observations
     observed_versions: dict[str, str] = field(default_factory=dict)  # topic -> data version
+    lag_since: float | None = None  # epoch seconds of the first tick that saw lag > 0 (None: no lag)
 
     def to_cursor(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -108,7 +112,9 @@ def decide(
         )
         state.next_launch_at = max(state.next_launch_at, newest_end + wait)
 
-    active = [r for r in runs if r.status in IN_PROGRESS_RUN_STATUSES]
+    # every run not finished, QUEUED and NOT_STARTED included: on a busy machine a launched run
+    # waits in the queue longer than a tick, and a second launch made both fail on each other
+    active = [r for r in runs if not r.is_finished]
     if active:
         run = active[0]
         extra = (
@@ -140,14 +146,21 @@ def decide(
                 "wait", f"streaming run {run.run_id[:8]} running; Kafka lag unknown ({err})", run.run_id
             )
         total_lag = sum(lag.values())
-        if quiet > settings.supervisor_stall_seconds and total_lag > 0:
-            return Decision(
-                "terminate",
-                f"streaming run {run.run_id[:8]} stalled: no committed batch for {quiet:.0f}s "
-                f"(limit {settings.supervisor_stall_seconds:.0f}s) while Kafka lag is {total_lag} "
-                f"{lag}; terminating it{extra}",
-                run.run_id,
-            )
+        if total_lag <= 0:
+            state.lag_since = None
+        elif state.lag_since is None:
+            state.lag_since = now  # first seen now; it appeared at most one interval earlier
+        if state.lag_since is not None:
+            # stalled only if the lag outlived the window with no commit since it appeared
+            stalled_for = now - max(last_commit, state.lag_since)
+            if stalled_for > settings.supervisor_stall_seconds:
+                return Decision(
+                    "terminate",
+                    f"streaming run {run.run_id[:8]} stalled: Kafka lag > 0 for {now - state.lag_since:.0f}s "
+                    f"and no committed batch for {quiet:.0f}s (limit {settings.supervisor_stall_seconds:.0f}s); "
+                    f"Kafka lag is {total_lag} {lag}; terminating it{extra}",
+                    run.run_id,
+                )
         last = (
             f"last batch {progress.last_batch_id} {quiet:.0f}s ago"
             if progress.last_commit_ts
@@ -159,6 +172,7 @@ def decide(
             run.run_id,
         )
 
+    state.lag_since = None  # a new run gets a window of its own (it counts from its start)
     last_run = runs[0] if runs else None
     previous = f"last run {last_run.run_id[:8]} {last_run.status.value}" if last_run else "no run yet"
     if now < state.next_launch_at:
@@ -215,7 +229,11 @@ def _topic_observations(kafka: KafkaResource, state: SupervisorState, log: Any) 
     return events
 
 
-def build_supervisor_sensor(settings: Settings) -> dg.SensorDefinition:
+def build_supervisor_sensor(
+    settings: Settings, clock: Callable[[], float] = time.time
+) -> dg.SensorDefinition:
+    """The sensor; `clock` (epoch seconds) is injectable so tests can let time pass without sleeping."""
+
     @dg.sensor(
         name="streaming_supervisor",
         job_name=STREAMING_JOB_NAME,
@@ -228,8 +246,11 @@ def build_supervisor_sensor(settings: Settings) -> dg.SensorDefinition:
     ) -> dg.SensorResult:
         run_settings = spark.settings()
         state = SupervisorState.from_cursor(context.cursor)
-        decision = decide(context.instance, run_settings, kafka, state)
-        context.log.info(f"[{decision.action}] {decision.reason}")
+        decision = decide(context.instance, run_settings, kafka, state, now=clock())
+        # Dagster echoes a sensor's INFO lines in the `make dev` terminal: a healthy run's tick
+        # ([wait], also the tick's skip reason in the UI) stays in the tick's log at DEBUG
+        log = context.log.debug if decision.action == "wait" else context.log.info
+        log(f"[{decision.action}] {decision.reason}")
         if decision.action in ("terminate", "clear") and decision.run_id:
             if decision.action == "terminate":
                 terminate_run(context.instance, decision.run_id, context.log)
@@ -239,7 +260,7 @@ def build_supervisor_sensor(settings: Settings) -> dg.SensorDefinition:
                     context.instance.report_run_canceled(run, message=f"supervisor: {decision.reason}")
             state.failures += 1
             state.seen_runs = [*state.seen_runs, decision.run_id][-50:]
-            state.next_launch_at = time.time() + backoff_seconds(
+            state.next_launch_at = clock() + backoff_seconds(
                 state.failures,
                 run_settings.supervisor_backoff_base_seconds,
                 run_settings.supervisor_backoff_max_seconds,

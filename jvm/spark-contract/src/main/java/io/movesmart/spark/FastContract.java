@@ -12,25 +12,32 @@ import java.util.HashMap;
 import java.util.Map;
 import org.apache.spark.sql.Row;
 import org.apache.spark.sql.RowFactory;
-import org.apache.spark.sql.api.java.UDF1;
+import org.apache.spark.sql.api.java.UDF2;
 
 /**
  * The fast path of the Move Smart data contract: one Jackson pass over a Kafka value.
  *
  * <p>Returns the record's typed values when the payload is plainly valid, and null for
- * anything else, which the streaming job then sends through the exact path (Spark SQL
- * generated from the same schemas, proven equal to the Python reference). So this class
- * never explains a rejection; it only has to be certain when it accepts. Whenever a
+ * anything else, which the streaming job then judges with the reference itself
+ * (contract.validate on the driver). So this class never explains a rejection; it only
+ * has to be certain when it accepts (a Hypothesis fuzz test holds it to that). Whenever a
  * payload is in any way unusual (a duplicate key, a nested value in an unknown field, a
- * timestamp outside the common ISO-8601 shape, a surrogate character, a BOM, a huge
- * integer) it answers null and leaves the verdict to the exact rules.
+ * timestamp outside the common ISO-8601 shape, a surrogate character, a BOM, a NUL byte
+ * where Jackson would guess UTF-16/32, a huge integer) it answers null and leaves the
+ * verdict to the reference.
  *
  * <p>The record comes as a JSON spec built by validation.py from schemas.py, so no
  * schema fact lives here. Output struct: fields in schema order; string as String,
  * timestamp as epoch microseconds (Long), double as Double, int as Integer, location as
  * a struct (latitude, longitude).
+ *
+ * <p>The second argument is the record's ingestion time, its Kafka timestamp in epoch
+ * microseconds. With an "eventTime" rule in the spec (contract.EventTimeRule: the start
+ * date and the largest skew ahead of ingestion), an event time outside
+ * [notBeforeMicros, ingestion + maxAheadMicros] is not plainly valid either: null, and the
+ * reference quarantines it with its reason.
  */
-public final class FastContract implements UDF1<byte[], Row> {
+public final class FastContract implements UDF2<byte[], Long, Row> {
   private static final long serialVersionUID = 1L;
 
   static final int STRING = 0, TIMESTAMP = 1, DOUBLE = 2, INT = 3, LOCATION = 4;
@@ -42,6 +49,8 @@ public final class FastContract implements UDF1<byte[], Row> {
   private final double[] min;
   private final double[] max;
   private final double latMin, latMax, lonMin, lonMax;
+  private final int eventField; // -1: no event-time rule
+  private final long notBeforeMicros, maxAheadMicros;
   private final Map<String, Integer> index = new HashMap<>();
   private transient JsonFactory factory;
 
@@ -69,6 +78,20 @@ public final class FastContract implements UDF1<byte[], Row> {
     latMax = bound(loc.get("latitude").get("maximum"), Double.POSITIVE_INFINITY);
     lonMin = bound(loc.get("longitude").get("minimum"), Double.NEGATIVE_INFINITY);
     lonMax = bound(loc.get("longitude").get("maximum"), Double.POSITIVE_INFINITY);
+    JsonNode rule = root.get("eventTime");
+    if (rule == null || rule.isNull()) {
+      eventField = -1;
+      notBeforeMicros = Long.MIN_VALUE;
+      maxAheadMicros = Long.MAX_VALUE;
+    } else {
+      Integer f = index.get(rule.get("field").asText());
+      if (f == null || types[f] != TIMESTAMP) {
+        throw new IllegalArgumentException("eventTime.field must name a timestamp field");
+      }
+      eventField = f;
+      notBeforeMicros = rule.get("notBeforeMicros").asLong();
+      maxAheadMicros = rule.get("maxAheadMicros").asLong();
+    }
   }
 
   private static int typeCode(String t) {
@@ -87,7 +110,7 @@ public final class FastContract implements UDF1<byte[], Row> {
   }
 
   @Override
-  public Row call(byte[] value) {
+  public Row call(byte[] value, Long ingestedMicros) {
     if (value == null || value.length == 0) return null;
     // Python's json.loads rejects a UTF-8 BOM; Jackson would skip it
     if (value.length >= 3
@@ -96,12 +119,34 @@ public final class FastContract implements UDF1<byte[], Row> {
         && (value[2] & 0xff) == 0xBF) {
       return null;
     }
+    // Jackson guesses UTF-16/32 from zero bytes among the first four; the contract is
+    // UTF-8 only, and a NUL byte is never valid JSON text outside an escape
+    for (int i = 0; i < Math.min(4, value.length); i++) {
+      if (value[i] == 0) return null;
+    }
     if (factory == null) factory = new JsonFactory();
+    Row row;
     try (JsonParser p = factory.createParser(value)) {
-      return decide(p);
-    } catch (Exception e) { // not JSON, or JSON Jackson rejects: the exact path explains
+      row = decide(p);
+    } catch (Exception e) { // not JSON, or JSON Jackson rejects: the reference explains
       return null;
     }
+    return row != null && inTime(row, ingestedMicros) ? row : null;
+  }
+
+  /** The event-time rule, as contract.EventTimeRule.check: both bounds inclusive. */
+  private boolean inTime(Row row, Long ingestedMicros) {
+    if (eventField < 0) return true;
+    if (ingestedMicros == null) return false;
+    long event = row.getLong(eventField);
+    if (event < notBeforeMicros) return false;
+    long latest;
+    try {
+      latest = Math.addExact(ingestedMicros, maxAheadMicros);
+    } catch (ArithmeticException e) { // beyond any timestamp: no upper bound (as the reference)
+      return true;
+    }
+    return event <= latest;
   }
 
   private Row decide(JsonParser p) throws java.io.IOException {
@@ -224,7 +269,7 @@ public final class FastContract implements UDF1<byte[], Row> {
 
   /**
    * `YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}][Z|+HH:MM|-HH:MM]` (naive is UTC) as epoch
-   * microseconds; Long.MIN_VALUE for any other text (the exact path decides those).
+   * microseconds; Long.MIN_VALUE for any other text (the reference decides those).
    */
   static long isoMicros(String s) {
     int n = s.length();

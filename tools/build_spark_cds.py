@@ -1,16 +1,19 @@
-"""Class-data sharing (AppCDS) for the Spark driver JVM: ~2 s off every Spark start.
+"""Build the Spark driver's class-data sharing (AppCDS) archive: ~2 s off every Spark start.
+
+A `make setup` tool, outside the runtime package: the package only maps the archive.
 
 Why: before its first query a Spark driver loads, parses and verifies thousands of classes
 from the pyspark installation's jars; on two cores that is ~2 of the ~7 s between process
 start and the streaming job's first batch. The JDK can keep those classes, parsed and
 verified, in a memory-mapped archive (dynamic CDS, JEP 350). `make setup` builds one with
-`python -m movesmart_dagster.spark_cds`: a child process runs a small workload shaped like
-ours — session, the fast-contract UDF and the exact path, a cached batch, a partitioned
-Parquet write, a one-batch foreachBatch query — with -XX:ArchiveClassesAtExit, and the
-archive is renamed into place only after that JVM has exited, so no JVM maps half of one.
+this tool (`python tools/build_spark_cds.py`): a child process runs a small workload shaped
+like ours — session, the fast-contract UDF and the exact path, a cached batch, a partitioned
+Parquet write, Iceberg appends through a scratch catalog, a one-batch foreachBatch query —
+with -XX:ArchiveClassesAtExit, and the archive is renamed into place only after that JVM has
+exited, so no JVM maps half of one.
 
-`spark_session.spark_conf` adds -XX:SharedArchiveFile to the driver's options when the
-archive exists and `MOVESMART_SPARK_CDS` is on (the default). The JVM checks the archive
+`movesmart_dagster.spark_session.archive_option` adds -XX:SharedArchiveFile to the driver's
+options when the archive exists and `MOVESMART_SPARK_CDS` is on (the default). The JVM checks the archive
 against its own build and class path and runs without it when they differ (another JDK or
 pyspark; `make setup` rebuilds it when either changes) — at worst slower, never wrong.
 Classes from `spark.jars` (Kafka connector, S3A, our contract) load through Spark's own
@@ -33,23 +36,17 @@ from movesmart_dagster.settings import Settings, load_settings
 _QUIET_DUMP = "-Xlog:cds=off,cds+dynamic=off"
 
 
-def archive_option(settings: Settings) -> str | None:
-    """The driver JVM option that maps the archive, when there is one and it is wanted."""
-    archive = settings.spark_cds_archive
-    if settings.spark_cds and archive.is_file():
-        return f"-XX:SharedArchiveFile={archive}"
-    return None
-
-
 def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
     """Runs in the child: the classes of a streaming batch, loaded once, then a clean JVM exit."""
     import pyarrow as pa
     from pyspark import SparkContext
 
+    from movesmart_dagster.contract import EventTimeRule
     from movesmart_dagster.simulator.fleet import SimConfig, iter_records
     from movesmart_dagster.spark_session import build_spark, driver_java_options
-    from movesmart_dagster.streaming.job import JOB_SPARK_CONF, _stats
+    from movesmart_dagster.streaming.job import JOB_SPARK_CONF, batch_stats
     from movesmart_dagster.streaming.validation import route, table_projection
+    from movesmart_dagster.tables.catalog import ensure_tables, spark_table
 
     java_options = (
         f"{driver_java_options(settings, cds=False)} -XX:ArchiveClassesAtExit={dump_to} {_QUIET_DUMP}"
@@ -68,15 +65,17 @@ def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
         }
     )
     kafka = spark.createDataFrame(rows).selectExpr("*", "current_timestamp() AS timestamp")
-    routed = route(kafka, settings.max_message_bytes, two_pass=True, by_reference=True).cache()
-    stats = _stats(routed)
+    routed = route(kafka, settings.max_message_bytes, EventTimeRule.from_settings(settings)).cache()
+    stats = batch_stats(routed)
+    ensure_tables(settings)
     for table in sorted({r["_dest"] for r in stats}):
-        (
-            routed.where(routed._dest == table)
-            .selectExpr(*table_projection(table, datetime.now(UTC)))
-            .write.partitionBy("event_date")
-            .parquet(str(scratch / "tables" / table))
-        )
+        rows = routed.where(routed._dest == table).selectExpr(*table_projection(table, datetime.now(UTC)))
+        rows.write.partitionBy("event_date").parquet(str(scratch / "tables" / table))
+        # the job's own write: an Iceberg append through the catalog, then a read back
+        rows.writeTo(spark_table(settings, table)).option(
+            "snapshot-property.movesmart.batch-id", "0"
+        ).append()
+        spark.table(spark_table(settings, table)).where("event_date is not null").count()
     # the streaming machinery: one availableNow batch through foreachBatch
     source = spark.readStream.schema(spark.read.parquet(str(scratch / "tables" / "quarantine")).schema)
     query = (
@@ -96,16 +95,22 @@ def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
         jvm.wait(timeout=300)
 
 
+_WAREHOUSE_VARIABLES = ("MOVESMART_WAREHOUSE", "MOVESMART_CATALOG", "MOVESMART_S3_ENDPOINT")
+
+
 def build_archive(settings: Settings, target: Path | None = None) -> Path:
     """Build the archive (default: `settings.spark_cds_archive`) and return its path."""
     target = target or settings.spark_cds_archive
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="movesmart-cds-") as scratch:
         partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        env = {**os.environ, "MOVESMART_JARS_DIR": str(settings.jars_dir)}
+        # the workload's Iceberg catalog and warehouse live in the scratch folder, never in the
+        # user's home (and never on S3)
+        env = {k: v for k, v in os.environ.items() if k not in _WAREHOUSE_VARIABLES}
+        env.update(MOVESMART_JARS_DIR=str(settings.jars_dir), MOVESMART_HOME=str(Path(scratch) / "home"))
         started = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "movesmart_dagster.spark_cds", "--child", str(partial), scratch],
+            [sys.executable, str(Path(__file__).resolve()), "--child", str(partial), scratch],
             env=env,
             capture_output=True,
             text=True,

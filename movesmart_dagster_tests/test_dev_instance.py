@@ -1,0 +1,40 @@
+"""The Dagster instance `make dev` and `movesmart backfill` share: quiet terminal, no telemetry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from movesmart_dagster.dev import ensure_instance_yaml
+
+_BEFORE_ISSUE_11 = (
+    "# written by `make dev` (movesmart_dagster/dev.py); edit freely\n"
+    "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
+    "telemetry:\n  enabled: false\n"
+)
+
+
+def _instance_settings(home: Path) -> tuple[str | None, bool]:
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return instance.python_log_level, instance.telemetry_enabled
+
+
+def test_a_new_instance_prints_run_events_from_info_up_and_no_telemetry(tmp_path: Path) -> None:
+    ensure_instance_yaml(tmp_path)
+    assert _instance_settings(tmp_path) == ("INFO", False)
+
+
+def test_an_instance_written_before_gets_the_log_level_and_an_edited_one_is_left_alone(
+    tmp_path: Path,
+) -> None:
+    ours, edited = tmp_path / "ours", tmp_path / "edited"
+    ours.mkdir(), edited.mkdir()
+    (ours / "dagster.yaml").write_text(_BEFORE_ISSUE_11)
+    (edited / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    ensure_instance_yaml(ours)
+    ensure_instance_yaml(edited)
+    assert _instance_settings(ours) == ("INFO", False)
+    assert _instance_settings(edited) == (None, False)
+    ensure_instance_yaml(ours)  # once only
+    assert (ours / "dagster.yaml").read_text().count("python_logs:") == 1
