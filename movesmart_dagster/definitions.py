@@ -11,8 +11,9 @@ import dagster as dg
 
 from movesmart_dagster.defs.alerts.sensor import build_alert_sensor, run_failure_alerts
 from movesmart_dagster.defs.analytics.assets import analytics_definitions
+from movesmart_dagster.defs.automation import automation_sensor
 from movesmart_dagster.defs.catalog.assets import catalog_assets, catalog_job
-from movesmart_dagster.defs.checks.checks import TABLE_CHECKS, table_checks_job
+from movesmart_dagster.defs.checks.checks import table_checks
 from movesmart_dagster.defs.kafka.assets import kafka_topics
 from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance.compaction import compaction_definitions
@@ -32,28 +33,32 @@ from movesmart_dagster.settings import load_settings
 
 def build_defs() -> dg.Definitions:
     settings = load_settings()
+    partitions = daily_partitions(settings)
     analytics = analytics_definitions(settings)
+    quality_checks = table_checks(partitions)
     freshness_checks = table_freshness_checks(settings)
-    compaction = compaction_definitions(daily_partitions(settings))
+    compaction = compaction_definitions(partitions)
     snapshots = snapshot_definitions()
     return dg.Definitions(
         assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]]
         + [compaction["asset"], snapshots["asset"]],
-        asset_checks=[*TABLE_CHECKS, *freshness_checks, *analytics["checks"], *compaction["checks"]],
+        asset_checks=[*quality_checks, *freshness_checks, *analytics["checks"], *compaction["checks"]],
         jobs=[
             streaming_job,
-            table_checks_job,
             catalog_job,
             analytics["job"],
             compaction["job"],
             snapshots["job"],
         ],
-        schedules=[*schedules(analytics["schedule"]), compaction["schedule"], snapshots["schedule"]],
+        schedules=[*schedules(), compaction["schedule"], snapshots["schedule"]],
         sensors=[
             build_supervisor_sensor(settings),
             build_alert_sensor([*TABLE_KEYS.values(), DEV_SMARTCITY_KEY]),
             run_failure_alerts,
             analytics["sensor"],
+            automation_sensor(
+                dg.AssetSelection.assets(*analytics["assets"]) | dg.AssetSelection.checks(*quality_checks)
+            ),
             table_freshness_sensor(freshness_checks),
         ],
         resources=build_resources(),

@@ -136,6 +136,15 @@ class Settings(BaseSettings):
     materialization_interval_seconds: float = Field(
         60.0, alias="MOVESMART_MATERIALIZATION_INTERVAL_SECONDS", ge=0
     )
+    # a day counts as closed this long after its end (late records may still arrive until then):
+    # its analytics are computed and its files compacted only once it is closed
+    late_grace_minutes: float = Field(15.0, alias="MOVESMART_LATE_GRACE_MINUTES", ge=0)
+    # how many closed days back late records still recompute a day's analytics automatically
+    # (older days: a manual run or backfill)
+    late_lookback_days: int = Field(7, alias="MOVESMART_LATE_LOOKBACK_DAYS", ge=1)
+    # a topic's consumer lag check warns once its lag has stayed above this many records for
+    # a few minutes, and fails when it keeps growing beyond that
+    lag_warn_records: int = Field(10_000, alias="MOVESMART_LAG_WARN_RECORDS", ge=1)
     # what a terminal shows of Dagster: `dagster dev`'s services and each run's console (the UI
     # keeps every event whatever this says)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", alias="MOVESMART_LOG_LEVEL")

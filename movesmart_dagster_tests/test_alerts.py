@@ -123,10 +123,16 @@ def _fail_a_run(instance: dg.DagsterInstance, resources: dict, tags: dict | None
     return run.run_id
 
 
-def _run_checks(instance: dg.DagsterInstance) -> bool:
-    """Run the real quality-check job; False when a blocking check failed (and so the run)."""
-    result = defs.get_job_def("table_quality_job").execute_in_process(instance=instance, raise_on_error=False)
-    return result.success
+def _run_checks(instance: dg.DagsterInstance, day: str = "2024-01-01") -> bool:
+    """Run the real per-day quality checks of every table for `day`, as the automation sensor's run
+    does; False when one failed."""
+    graph = defs.resolve_asset_graph()
+    checks = {k for k in graph.asset_check_keys if graph.get(k).partitions_def is not None}
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=checks
+    )
+    result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
+    return all(e.passed for e in result.get_asset_check_evaluations())
 
 
 def test_one_alert_per_state_change(tmp_path, monkeypatch, receiver):
@@ -155,7 +161,7 @@ def test_one_alert_per_state_change(tmp_path, monkeypatch, receiver):
         assert not _run_checks(instance)
         texts = tick()
         assert len(texts) == 1, texts
-        assert "check failed" in texts[0] and "smartcity/vehicle_data:no_null_ids" in texts[0]
+        assert "check failed" in texts[0] and "smartcity/vehicle_data:no_null_ids[2024-01-01]" in texts[0]
         assert "2 null ids in 10 rows" in texts[0]
         assert not _run_checks(instance)
         assert tick() == []

@@ -41,11 +41,16 @@ def _snapshot() -> dict:
             "partitions": str(node.partitions_def) if node.partitions_def else None,
             "freshness": type(policy).__name__ if policy else None,
             "observable": node.is_observable,
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
         }
     checks = {}
     for ck in sorted(graph.asset_check_keys, key=str):
         spec = graph.get_check_spec(ck)
-        checks[f"{ck.asset_key.to_user_string()}:{ck.name}"] = {"blocking": spec.blocking}
+        checks[f"{ck.asset_key.to_user_string()}:{ck.name}"] = {
+            "blocking": spec.blocking,
+            "partitioned": spec.partitions_def is not None,
+            "automation": spec.automation_condition.get_label() if spec.automation_condition else None,
+        }
     return {
         "assets": assets,
         "checks": checks,
@@ -214,13 +219,15 @@ def test_each_table_check_runs_on_its_own(tmp_path, monkeypatch):
     for key in table_checks:
         assert graph.get_execution_set_asset_and_check_keys(key) == {key}, key
     one = next(k for k in table_checks if k.name == "speed_in_range" and k.asset_key.path[-1] == "gps_data")
-    job = dg.define_asset_job("one_check", selection=dg.AssetSelection.checks(one))
-    merged = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
+    # what *Execute* launches for a day: the implicit asset job with that check alone
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection={one}
+    )
     with dg.instance_for_test() as instance:
-        result = merged.resolve_job_def("one_check").execute_in_process(instance=instance)
+        result = job.execute_in_process(instance=instance, partition_key="2024-01-01")
         evaluations = result.get_asset_check_evaluations()
-        assert [(e.asset_key, e.check_name, e.passed) for e in evaluations] == [
-            (one.asset_key, one.name, True)
+        assert [(e.asset_key, e.check_name, e.passed, e.partition) for e in evaluations] == [
+            (one.asset_key, one.name, True, "2024-01-01")
         ]
         assert not instance.fetch_materializations(one.asset_key, limit=1).records  # nothing materialized
 

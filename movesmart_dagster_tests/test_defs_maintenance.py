@@ -171,12 +171,19 @@ def test_the_schedule_asks_for_yesterday_and_days_changed_since_their_compaction
         assert [r.partition_key for r in requests] == ["2024-03-09"]
 
 
-def test_day_closed_after_grace() -> None:
+@pytest.mark.parametrize("minutes", [None, "40"])
+def test_day_closed_after_grace(monkeypatch: pytest.MonkeyPatch, minutes: str | None) -> None:
+    if minutes is None:
+        monkeypatch.delenv("MOVESMART_LATE_GRACE_MINUTES", raising=False)
+    else:
+        monkeypatch.setenv("MOVESMART_LATE_GRACE_MINUTES", minutes)
+    grace = timedelta(minutes=float(minutes or 15))  # the documented default: 15
+    assert compaction.late_grace() == grace
     day = date(2024, 3, 11)
     end = datetime(2024, 3, 12, tzinfo=UTC)
     assert not compaction.day_closed(day, end)
-    assert not compaction.day_closed(day, end + compaction.LATE_GRACE - timedelta(seconds=1))
-    assert compaction.day_closed(day, end + compaction.LATE_GRACE)
+    assert not compaction.day_closed(day, end + grace - timedelta(seconds=1))
+    assert compaction.day_closed(day, end + grace)
 
 
 def test_a_day_not_closed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

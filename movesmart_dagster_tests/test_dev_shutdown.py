@@ -110,14 +110,14 @@ def test_ctrl_c_of_make_dev_stops_the_streaming_run_quietly(tmp_path):
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         _wait(lambda: _committed_batches(home) >= 1, 300, "the supervised streaming run to commit a batch")
-        # a short run in progress when Ctrl-C lands (as a sensor's check run often is): it may finish
+        # a short run in progress when Ctrl-C lands (as a scheduled catalog run may be): it may finish
         client = DagsterGraphQLClient("127.0.0.1", port_number=int(env["MOVESMART_DAGSTER_PORT"]))
-        short_run_id = client.submit_job_execution("table_quality_job")
+        short_run_id = client.submit_job_execution("catalog_job")
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             _wait(
                 lambda: instance.get_run_by_id(short_run_id).status == dg.DagsterRunStatus.STARTED,
                 120,
-                "the quality run to start",
+                "the catalog run to start",
             )
         interrupted_at = time.time()
         # Ctrl-C in a terminal: SIGINT to `make dev`'s foreground process (its children have their own sessions)

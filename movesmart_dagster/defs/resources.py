@@ -381,8 +381,9 @@ class DuckDBResource(_SettingsResource):
     def database_path(self) -> Path:
         return self.settings().home_dir / "movesmart.duckdb"
 
-    def connect(self, persistent: bool = False) -> Any:
-        """A connection with one view per table in `main` and `dev_smartcity` (`movesmart_dagster.tables`).
+    def connect(self, persistent: bool = False, day: str | None = None) -> Any:
+        """A connection with one view per table in `main` and `dev_smartcity` (`movesmart_dagster.tables`);
+        with `day`, views over that day's partition only.
 
         In-memory by default, so checks never hold the lock of the persistent file.
         """
@@ -391,7 +392,7 @@ class DuckDBResource(_SettingsResource):
         database = str(self.database_path) if persistent else ":memory:"
         if persistent:
             self.database_path.parent.mkdir(parents=True, exist_ok=True)
-        return tables.connect(self.settings(), database=database)
+        return tables.connect(self.settings(), database=database, day=day)
 
 
 # --- alerts -----------------------------------------------------------------------------------

@@ -125,10 +125,17 @@ def _analytics_select(con: duckdb.DuckDBPyConnection, settings: Settings, name: 
 
 
 def register_views(
-    con: duckdb.DuckDBPyConnection, settings: Settings, schemas: tuple[str, ...] = SCHEMAS
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    schemas: tuple[str, ...] = SCHEMAS,
+    day: str | None = None,
 ) -> dict[str, int | None]:
     """(Re)create one view per table (over its current snapshot) and per analytics result in
-    each schema; returns the snapshot id each table's view reads (None: no snapshot yet)."""
+    each schema; returns the snapshot id each table's view reads (None: no snapshot yet).
+
+    With `day`, each table's view holds only the files of that day's partition (the scan plan
+    prunes by partition, so its cost follows the day's data, not the table's history); the
+    per-day checks read through these."""
     for schema in schemas:
         if schema != "main":
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
@@ -137,7 +144,9 @@ def register_views(
     selects: dict[str, str] = {}
     for table in ALL_TABLES:
         snap = (
-            current(settings, table, catalog) if catalog is not None else Snapshot(table, None, [], set(), [])
+            current(settings, table, catalog, day)
+            if catalog is not None
+            else Snapshot(table, None, [], set(), [])
         )
         pinned[table] = snap.snapshot_id
         if not snap.files:
@@ -159,13 +168,14 @@ def register_views(
 
 
 def connect(
-    settings: Settings, database: str = ":memory:", read_only: bool = False
+    settings: Settings, database: str = ":memory:", read_only: bool = False, day: str | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the table views registered (session time zone UTC)."""
+    """A DuckDB connection with the table views registered (session time zone UTC); with
+    `day`, views over that day's partition only."""
     import duckdb
 
     con = duckdb.connect(database, read_only=read_only)
     con.execute("SET TimeZone = 'UTC'")
     if not read_only:
-        register_views(con, settings)
+        register_views(con, settings, day=day)
     return con

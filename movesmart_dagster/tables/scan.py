@@ -62,8 +62,27 @@ def load(settings: Settings, table: str, catalog: Catalog | None = None) -> Tabl
         return None
 
 
-def current(settings: Settings, table: str, catalog: Catalog | None = None) -> Snapshot:
-    """The files, columns and days of the table's current snapshot (empty when none)."""
+def day_filter(table: str, day: str) -> object:
+    """The row filter of one day partition: the event time (quarantine: the Kafka timestamp)
+    within the UTC day. Iceberg projects it onto the `day(...)` partition transform, so a scan
+    plan with it reads only that day's manifests entries and files, however long the history."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+    from movesmart_dagster.tables.catalog import event_time_column
+
+    start = date.fromisoformat(day)
+    column = event_time_column(table)
+    return And(
+        GreaterThanOrEqual(column, f"{start.isoformat()}T00:00:00+00:00"),
+        LessThan(column, f"{(start + timedelta(days=1)).isoformat()}T00:00:00+00:00"),
+    )
+
+
+def current(
+    settings: Settings, table: str, catalog: Catalog | None = None, day: str | None = None
+) -> Snapshot:
+    """The files, columns and days of the table's current snapshot (empty when none); with
+    `day`, only the files of that day's partition."""
     iceberg = load(settings, table, catalog)
     snap = iceberg.current_snapshot() if iceberg is not None else None
     if iceberg is None or snap is None:
@@ -72,7 +91,10 @@ def current(settings: Settings, table: str, catalog: Catalog | None = None) -> S
     files: list[str] = []
     field_ids: set[int] = set()
     days: set[int] = set()
-    for task in iceberg.scan(snapshot_id=snap.snapshot_id).plan_files():
+    scan = iceberg.scan(snapshot_id=snap.snapshot_id)
+    if day is not None:
+        scan = scan.filter(day_filter(table, day))
+    for task in scan.plan_files():
         if task.delete_files:
             raise RuntimeError(
                 f"{table}: delete files in snapshot {snap.snapshot_id}; the tables are append-only"

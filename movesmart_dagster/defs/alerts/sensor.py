@@ -5,7 +5,8 @@ in open source it is a sensor over the instance. Each tick compares the current 
 the state remembered in the cursor and alerts only on a change:
 - freshness: an asset's freshness state turns FAIL ("freshness failed") or leaves FAIL
   for PASS/WARN ("freshness recovered") — states written by the freshness daemon;
-- asset checks: a check's latest evaluation turns failed, or passes again after failing (not
+- asset checks: a check's latest evaluation turns failed, or passes again after failing — per
+  day for the tables' per-day checks, whose alerts name the day (`...:no_null_ids[2024-01-01]`) (not
   the tables' freshness checks: they mirror the freshness policies above) —
   except a partition freshness check (the daily analytics) whose expected partition has no
   source data at all: a day nobody sent records for is not late, it is empty (on a fresh
@@ -146,8 +147,10 @@ def check_alerts(
         # the storage matches asset keys and check names separately: it can answer unasked pairs
         if key not in wanted or record.status.value == CHECK_PLANNED:
             continue
-        name = f"{key.asset_key.to_user_string()}:{key.name}"
         evaluation = record.event.asset_check_evaluation if record.event else None
+        name = f"{key.asset_key.to_user_string()}:{key.name}"
+        if evaluation is not None and evaluation.partition:
+            name += f"[{evaluation.partition}]"  # a per-day check: each day has its own state
         new = "failed" if record.status.value == CHECK_FAILED else "passed"
         if new == "failed" and has_source_data is not None:
             partition = expected_partition(evaluation)

@@ -1,11 +1,13 @@
-"""Daily-partitioned analytics computed with Spark, with a schedule and partition freshness checks.
+"""Daily-partitioned analytics computed with Spark, automated per day, with partition freshness checks.
 
 Each asset reads one `event_date` of its source table through Spark's Iceberg catalog, applies the pure function from
 `movesmart_dagster.analytics.compute`, and overwrites `<warehouse>/analytics/<name>/event_date=D/`
-(idempotent). Before computing a day, the table quality rules run on that day (DuckDB); a
-day with bad rows fails the asset instead of flowing into the insights. Backfills run as a
-single run over a range (one Spark session for all days): from the UI or the CLI (README,
-*Schedules and backfills*).
+(idempotent). The automation sensor computes a closed day once its source day's checks passed,
+and again when late records change it (`defs/automation.py`). Before computing a day, the
+table quality rules also run on that day (DuckDB), for manual runs and backfills that do not
+wait for the checks: a day with bad rows fails the asset instead of flowing into the insights.
+Backfills run as a single run over a range (one Spark session for all days): from the UI or
+the CLI (README, *Schedules and backfills*).
 Metadata per day: rows, output path, a preview table and a chart (PNG in markdown). A range
 run still gives each day its own materialization with that day's own metadata
 (`context.add_asset_metadata(..., partition_key=day)`); metadata on the returned result would
@@ -17,6 +19,7 @@ from typing import Any
 import dagster as dg
 
 from movesmart_dagster.analytics import compute, plots
+from movesmart_dagster.defs.automation import analytics_condition
 from movesmart_dagster.defs.checks import quality
 from movesmart_dagster.defs.keys import ANALYTICS_JOB_NAME, ANALYTICS_KEYS, GROUP_ANALYTICS, TABLE_KEYS
 from movesmart_dagster.defs.partitions import daily_partitions
@@ -69,7 +72,9 @@ def day_metadata(name: str, event_date: str, path: str, pdf: Any) -> dict[str, A
     }
 
 
-def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) -> dg.AssetsDefinition:
+def _analytics_asset(
+    name: str, partitions_def: dg.DailyPartitionsDefinition, automation: dg.AutomationCondition
+) -> dg.AssetsDefinition:
     table, fn = compute.ANALYTICS[name]
 
     @dg.asset(
@@ -77,6 +82,7 @@ def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) ->
         deps=[TABLE_KEYS[table]],
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=automation,
         group_name=GROUP_ANALYTICS,
         kinds={"spark", "parquet"},
         description=DESCRIPTIONS[name],
@@ -87,17 +93,17 @@ def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) ->
     ) -> dg.MaterializeResult:
         settings = spark.settings()
         days = context.partition_keys
-        con = duckdb.connect()
-        try:
-            for day in days:
+        for day in days:
+            con = duckdb.connect(day=day)  # that day's files only
+            try:
                 failed = quality.gate(con, [table], day, settings.quarantine_max_share)
-                if failed:
-                    raise dg.Failure(
-                        description=f"{table} event_date={day} fails its quality rules; not computing {name}",
-                        metadata={r.name: r.description for r in failed},
-                    )
-        finally:
-            con.close()
+            finally:
+                con.close()
+            if failed:
+                raise dg.Failure(
+                    description=f"{table} event_date={day} fails its quality rules; not computing {name}",
+                    metadata={r.name: r.description for r in failed},
+                )
         from pyspark.sql import SparkSession
 
         # the run's four assets share one session; asking the builder again for it only logs
@@ -113,26 +119,18 @@ def _analytics_asset(name: str, partitions_def: dg.DailyPartitionsDefinition) ->
 
 
 def analytics_definitions(settings: Settings) -> dict[str, Any]:
-    """Assets, job, schedule, freshness checks and their sensor, from the settings."""
+    """Assets, job, freshness checks and their sensor, from the settings."""
     partitions = daily_partitions(settings)  # the tables' own
-    assets = [_analytics_asset(n, partitions) for n in compute.ANALYTICS]
+    automation = analytics_condition(settings)
+    assets = [_analytics_asset(n, partitions, automation) for n in compute.ANALYTICS]
     job = dg.define_asset_job(
         ANALYTICS_JOB_NAME,
-        # the source tables' blocking quality checks run first in the same run and stop it on bad data
-        selection=dg.AssetSelection.assets(*assets).without_checks()
-        | dg.AssetSelection.checks_for_assets(
-            *{TABLE_KEYS[compute.ANALYTICS[n][0]] for n in compute.ANALYTICS}
-        ),
+        # each asset gates its days on the quality rules itself (a range run covers many days,
+        # which the per-day checks, one day per run, cannot join)
+        selection=dg.AssetSelection.assets(*assets).without_checks(),
         partitions_def=partitions,
         executor_def=dg.in_process_executor,  # one Spark session for the four assets
         description="The four daily analytics for one day (or a range, as a single run).",
-    )
-    schedule = dg.build_schedule_from_partitioned_job(
-        job,
-        hour_of_day=0,
-        minute_of_hour=30,
-        name="daily_analytics_schedule",
-        default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     freshness_checks = dg.build_time_partition_freshness_checks(
         assets=assets, deadline_cron="0 3 * * *", timezone="UTC", severity=dg.AssetCheckSeverity.WARN
@@ -148,7 +146,6 @@ def analytics_definitions(settings: Settings) -> dict[str, Any]:
     return {
         "assets": assets,
         "job": job,
-        "schedule": schedule,
         "checks": list(freshness_checks),
         "sensor": freshness_sensor,
     }

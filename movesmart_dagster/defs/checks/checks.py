@@ -1,21 +1,32 @@
-"""Asset checks on every table, and the job/schedule that runs them.
+"""Per-day asset checks on every table.
+
+The checks are partitioned like the tables (the one daily partitions definition): a check
+result belongs to one day, reads only that day's files (`tables.connect(day=...)`: the Iceberg
+scan plan prunes to the partition) and a new materialization of that day clears it. The
+automation sensor (`defs/automation.py`) runs them for the days that changed since their last
+result, so the cost of a round follows the new data, not the history; a failing day blocks that
+day's analytics only. Why partitioned checks rather than results reported per partition by one
+whole-table op: Dagster then tracks each day's status itself (the UI shows it per partition,
+`all_deps_blocking_checks_passed` gates the analytics day on it, and a new materialization of the
+day resets it), with no bookkeeping of ours.
 
 Each table gets one multi-check (one DuckDB scan answers all its rules), subsettable: every
 check of it can also run on its own — the *Execute* button of a table's Checks tab runs just
 that check, without materializing the (external) table, which nothing but the streaming run
 can do. Dagster's UI offers that button only for a check that is its own unit of execution;
 a non-subsettable multi-check disabled it ("cannot execute without materializing the asset").
-The checks are blocking: in a run that also materializes something downstream, a failing check stops it.
-The table assets are materialized by the long-running streaming run, not by a run that
-could be blocked, so the analytics also apply the same rules to the day they compute
-(`quality.gate`) and refuse a day with bad rows — that is where bad data would otherwise
-be consumed.
+The checks are blocking: the automation computes an analytics day only once its source day's
+checks passed. A manual or backfill run of the analytics does not wait for the automation, so
+the analytics also apply the same rules to the day they compute (`quality.gate`) and refuse a
+day with bad rows — that is where bad data would otherwise be consumed.
 """
 
+import warnings
 from collections.abc import Iterator
 
 import dagster as dg
 
+from movesmart_dagster.defs.automation import check_condition
 from movesmart_dagster.defs.checks import quality
 from movesmart_dagster.defs.keys import QUARANTINE_KEY, TABLE_KEYS
 from movesmart_dagster.defs.resources import DuckDBResource
@@ -41,11 +52,21 @@ def _result(table: str, r: quality.RuleResult) -> dg.AssetCheckResult:
     )
 
 
-def _table_check(table: str) -> dg.AssetChecksDefinition:
-    specs = [
-        dg.AssetCheckSpec(name, asset=TABLE_KEYS[table], blocking=True, description=_DESCRIPTIONS[name])
-        for name in quality.rule_names(table)
-    ]
+def _table_check(table: str, partitions: dg.DailyPartitionsDefinition) -> dg.AssetChecksDefinition:
+    with warnings.catch_warnings():
+        # partitioned checks are a preview feature of Dagster 1.13: said once here, not per load
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        specs = [
+            dg.AssetCheckSpec(
+                name,
+                asset=TABLE_KEYS[table],
+                blocking=True,
+                description=_DESCRIPTIONS[name],
+                partitions_def=partitions,
+                automation_condition=check_condition(),
+            )
+            for name in quality.rule_names(table)
+        ]
 
     @dg.multi_asset_check(
         specs=specs, name=f"{table}_quality", description=f"Quality rules of {table}", can_subset=True
@@ -54,13 +75,14 @@ def _table_check(table: str) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, duckdb: DuckDBResource
     ) -> Iterator[dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
-        con = duckdb.connect()
+        day = context.partition_key
+        con = duckdb.connect(day=day)  # views over that day's files only
         try:
             if table == QUARANTINE_TABLE:
                 share = duckdb.settings().quarantine_max_share
-                yield _result(table, quality.evaluate_quarantine(con, share))
+                yield _result(table, quality.evaluate_quarantine(con, share, day))
             else:
-                for r in quality.evaluate_table(con, table):  # one scan answers every rule
+                for r in quality.evaluate_table(con, table, day):  # one scan answers every rule
                     if r.name in selected:
                         yield _result(table, r)
         finally:
@@ -69,21 +91,7 @@ def _table_check(table: str) -> dg.AssetChecksDefinition:
     return _check
 
 
-TABLE_CHECKS: list[dg.AssetChecksDefinition] = [_table_check(t) for t in (*TABLES, QUARANTINE_TABLE)]
-assert QUARANTINE_KEY in {spec.asset_key for c in TABLE_CHECKS for spec in c.check_specs}
-
-table_checks_job = dg.define_asset_job(
-    "table_quality_job",
-    selection=dg.AssetSelection.checks(*TABLE_CHECKS),
-    description="Run the data-quality checks of every table (DuckDB over the files).",
-    # a failing blocking check fails this run; the alert is the check's own, not a second one
-    tags={"movesmart/alert_on_failure": "false"},
-)
-
-table_checks_schedule = dg.ScheduleDefinition(
-    name="table_quality_schedule",
-    job=table_checks_job,
-    cron_schedule="*/10 * * * *",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 10 minutes: the quality checks of every table.",
-)
+def table_checks(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetChecksDefinition]:
+    checks = [_table_check(t, partitions) for t in (*TABLES, QUARANTINE_TABLE)]
+    assert QUARANTINE_KEY in {spec.asset_key for c in checks for spec in c.check_specs}
+    return checks

@@ -3,7 +3,7 @@
 Why a daily-partitioned asset: the stream leaves a closed day as many small files per table, and
 a day compacted is a fact Dagster can show and reason about per partition — which days were
 compacted, when, and what it did (files and bytes before and after, per table, with a chart).
-Only closed days are compacted: a day is closed LATE_GRACE after its end, when late records have
+Only closed days are compacted: a day is closed MOVESMART_LATE_GRACE_MINUTES after its end, when late records have
 mostly arrived (a later one only adds a file, which the next run folds in). Rewrites commit
 through the catalog like any append (`tables/maintenance.py`), so the running stream and readers
 are never disturbed.
@@ -32,12 +32,9 @@ from movesmart_dagster.analytics import plots
 from movesmart_dagster.defs.keys import COMPACTION_KEY, GROUP_MAINTENANCE, TABLE_KEYS
 from movesmart_dagster.defs.resources import CatalogResource, SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
-from movesmart_dagster.settings import Settings
+from movesmart_dagster.settings import Settings, load_settings
 from movesmart_dagster.tables import maintenance
 
-# How long after its end a day counts as closed. MOVESMART_LATE_GRACE_MINUTES (issue 13 item 4)
-# will set it; until that setting exists this is its documented default.
-LATE_GRACE = timedelta(minutes=15)
 # files a closed day may hold beyond what its bytes need: the rewrite's bin packing may leave one
 # short file, and one late append after compaction is not worth another rewrite
 FILE_SLACK = 1
@@ -59,8 +56,14 @@ def check_name(table: str) -> str:
     return f"{table}_files_fit_size"
 
 
+def late_grace() -> timedelta:
+    """How long after its end a day counts as closed (MOVESMART_LATE_GRACE_MINUTES), the same
+    grace the analytics automation waits (`defs/automation.py`)."""
+    return timedelta(minutes=load_settings().late_grace_minutes)
+
+
 def closes_at(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + LATE_GRACE
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + late_grace()
 
 
 def day_closed(day: date, now: datetime) -> bool:
@@ -144,7 +147,7 @@ def compaction_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         if not day_closed(day, datetime.now(UTC)):
             raise dg.Failure(
                 description=f"{day} is not closed yet: it closes at {closes_at(day):%Y-%m-%d %H:%M} UTC, "
-                f"{LATE_GRACE} after its end (late records may still arrive)"
+                f"{late_grace()} after its end (late records may still arrive)"
             )
         session = run_session(spark, settings)
         done = [maintenance.compact_partition(session, settings, table, day) for table in ALL_TABLES]
@@ -200,7 +203,7 @@ def days_to_compact(
     """Closed days of the lookback that need a compaction run: yesterday's day once it is closed and
     not compacted yet, and any day a table reported rows for after its last compaction."""
     keys = set(partitions.get_partition_keys(current_time=now))
-    newest = (now - LATE_GRACE).date() - timedelta(days=1)
+    newest = (now - late_grace()).date() - timedelta(days=1)
     days = [(newest - timedelta(days=i)).isoformat() for i in range(LOOKBACK_DAYS)]
     days = [d for d in days if d in keys]
     if not days:

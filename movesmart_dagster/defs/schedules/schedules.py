@@ -1,7 +1,8 @@
-"""The schedules: table quality every 10 min, catalog every 30 min, analytics daily at 00:30 UTC.
+"""The schedules: the catalog every 30 minutes (maintenance keeps its own beside its job).
 
-Kept in one list so a person reading `defs/` sees every timer in one place; each schedule is
-defined beside the job it runs.
+Kept in one list so a person reading `defs/` sees the timers in one place; each schedule is
+defined beside the job it runs. The per-day checks and the analytics have no schedule: the
+automation sensor runs them for the days that changed (`defs/automation.py`).
 """
 
 from __future__ import annotations
@@ -9,8 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from movesmart_dagster.defs.catalog.assets import catalog_schedule
-from movesmart_dagster.defs.checks.checks import table_checks_schedule
 
 
-def schedules(analytics_schedule: dg.ScheduleDefinition) -> list[dg.ScheduleDefinition]:
-    return [table_checks_schedule, catalog_schedule, analytics_schedule]
+def schedules() -> list[dg.ScheduleDefinition]:
+    return [catalog_schedule]
