@@ -7,6 +7,7 @@ materializations and per-day check results. Each test states exactly which runs 
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,62 +110,74 @@ def _at(day: str, hour: int, minute: int = 0, second: int = 0) -> datetime:
     return d + timedelta(hours=hour, minutes=minute, seconds=second)
 
 
+def _play(defs, instance, ticks: Ticks, times: list[datetime]) -> Counter:
+    """Evaluates each tick; requested checks run at once, for real, as their run would. Returns
+    how often each (asset or check, day) was requested."""
+    requested: Counter = Counter()
+    for when in times:
+        now = ticks.at(when)
+        requested.update(now)
+        for day in sorted({d for name, d in now if ":" in name}):
+            _run_checks(defs, instance, day)
+    return requested
+
+
+def _minutes(day: str, hour: int, start: int, end: int) -> list[datetime]:
+    """An evaluation every 30 s (the sensor's interval), off the minute ticks."""
+    return [_at(day, hour, m, s) for m in range(start, end) for s in (15, 45)]
+
+
 def test_only_the_changed_day_is_checked_and_only_at_the_check_tick(defs):
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        assert ticks.at(_at("2026-12-01", 10, 1)) == set()  # nothing written: nothing runs
+        assert ticks.at(_at("2026-12-01", 10, 0, 5)) == set()  # nothing written: nothing runs
         _land(instance, WEATHER, DAY)
-        assert ticks.at(_at("2026-12-01", 10, 5)) == set()  # between two check ticks
-        requested = ticks.at(_at("2026-12-01", 10, 10, 5))
-        assert requested == {(f"smartcity/weather_data:{n}", DAY) for n in _weather_checks()}
+        assert ticks.at(_at("2026-12-01", 10, 0, 35)) == set()  # between two check ticks
+        requested = ticks.at(_at("2026-12-01", 10, 1, 5))
+        assert {r for r in requested if ":" in r[0]} == {
+            (f"smartcity/weather_data:{n}", DAY) for n in _weather_checks()
+        }
 
 
 def test_a_closed_checked_day_is_computed_once_and_again_after_late_records(defs):
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ticks.at(_at(DAY, 9))
+        ticks.at(_at(DAY, 9, 0, 5))
         _land(instance, WEATHER, DAY)
-        assert _run_checks(defs, instance, DAY) == {n: True for n in _weather_checks()}
-        # the day is over but within its grace: not yet
-        assert ticks.at(_at("2026-12-01", 0, 10)) == set()
-        # closed and checked: computed once
-        assert ticks.at(_at("2026-12-01", 0, 16)) == {(WEATHER_SUMMARY, DAY)}
-        assert ticks.at(_at("2026-12-01", 0, 17)) == set()  # nothing changed: nothing runs
-        assert ticks.at(_at("2026-12-01", 2, 1)) == set()
-        # late records for the day: its check results are reset, so its checks run at the next
-        # check tick, and the day is recomputed once they passed
+        # the day ends; its checks run at the first tick; it is computed once its grace is over
+        played = _play(defs, instance, ticks, _minutes("2026-12-01", 0, 0, 14))
+        assert played == Counter({(f"smartcity/weather_data:{n}", DAY): 1 for n in _weather_checks()})
+        played = _play(defs, instance, ticks, _minutes("2026-12-01", 0, 14, 40))
+        assert played == Counter({(WEATHER_SUMMARY, DAY): 1})  # once, after 00:15
+        # late records for the day: checked again, then recomputed once
         _land(instance, WEATHER, DAY)
-        assert ticks.at(_at("2026-12-01", 2, 5)) == set()
-        assert ticks.at(_at("2026-12-01", 2, 10, 5)) == {
-            (f"smartcity/weather_data:{n}", DAY) for n in _weather_checks()
-        }
-        assert ticks.at(_at("2026-12-01", 2, 10, 30)) == set()  # the analytics wait for the results
-        assert _run_checks(defs, instance, DAY) == {n: True for n in _weather_checks()}
-        assert ticks.at(_at("2026-12-01", 2, 11)) == {(WEATHER_SUMMARY, DAY)}
-        assert ticks.at(_at("2026-12-01", 2, 12)) == set()  # once per change
-        assert ticks.at(_at("2026-12-01", 2, 20)) == set()
+        played = _play(defs, instance, ticks, _minutes("2026-12-01", 2, 0, 30))
+        assert played == Counter(
+            {(f"smartcity/weather_data:{n}", DAY): 1 for n in _weather_checks()} | {(WEATHER_SUMMARY, DAY): 1}
+        )
 
 
 def test_a_failing_day_blocks_only_its_own_analytics(defs, home):
     other = "2026-11-29"
+    _write_weather(home, DAY, duplicate=True)
+    _write_weather(home, other)
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        ticks.at(_at(DAY, 9))
-        _write_weather(home, DAY, duplicate=True)
-        _write_weather(home, other)
+        ticks.at(_at(DAY, 9, 0, 5))
         for day in (DAY, other):
             _land(instance, WEATHER, day)
         assert _run_checks(defs, instance, DAY) == {n: n != "no_duplicate_ids" for n in _weather_checks()}
         assert _run_checks(defs, instance, other) == {n: True for n in _weather_checks()}
-        assert ticks.at(_at("2026-12-01", 0, 16)) == {(WEATHER_SUMMARY, other)}
-        assert ticks.at(_at("2026-12-01", 1, 0)) == set()  # the failed day waits for a change
+        played = _play(defs, instance, ticks, _minutes("2026-12-01", 0, 14, 60))
+        assert played == Counter({(WEATHER_SUMMARY, other): 1})  # the failed day waits for a change
 
 
 def test_late_records_beyond_the_lookback_are_left_to_a_backfill(defs):
+    old = "2026-11-20"  # 11 days before the evaluation; the lookback is 7
     with dg.instance_for_test() as instance:
         ticks = Ticks(defs, instance)
-        old = "2026-11-20"  # 10 days before the evaluation; the lookback is 7
-        ticks.at(_at("2026-12-01", 9))
+        ticks.at(_at("2026-12-01", 9, 0, 5))
         _land(instance, WEATHER, old)
-        assert _run_checks(defs, instance, old) == {n: True for n in _weather_checks()}
-        assert ticks.at(_at("2026-12-01", 9, 1)) == set()
+        played = _play(defs, instance, ticks, _minutes("2026-12-01", 9, 0, 5))
+        # its checks still run (quality matters for every day); its analytics wait for a backfill
+        assert played == Counter({(f"smartcity/weather_data:{n}", old): 1 for n in _weather_checks()})
