@@ -51,10 +51,12 @@ stack-up: setup
 stack-down:
 	@test -x $(BIN)/movesmart && $(BIN)/movesmart stack down || true
 
-# make dev SIMULATOR=0: no simulator (bring your own producer); MOVESMART_LOG_LEVEL=INFO: more of Dagster's log
+# make dev SIMULATOR=0: no simulator (bring your own producer); SEED=0: no simulated past day at the first start;
+# MOVESMART_LOG_LEVEL=INFO: more of Dagster's log
 SIMULATOR ?= 1
+SEED ?= 1
 dev: setup
-	@$(BIN)/python -m movesmart_dagster.dev $(if $(filter 0 no false off,$(SIMULATOR)),--no-simulator)
+	@$(BIN)/python -m movesmart_dagster.dev $(if $(filter 0 no false off,$(SIMULATOR)),--no-simulator) $(if $(filter 0 no false off,$(SEED)),--no-seed)
 
 # make backfill START=2024-02-01 END=2024-02-03: the daily analytics as one run, in make dev's instance
 backfill: setup

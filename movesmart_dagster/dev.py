@@ -3,6 +3,9 @@
 Runs in the foreground so a person sees everything start, and cleans up what it started
 (never a broker it did not start) on Ctrl-C or SIGTERM:
 - the Kafka broker (`movesmart stack up`, unless one already runs for this MOVESMART_HOME);
+- once per MOVESMART_HOME, a simulated past day (yesterday, `seed_past_day`) sent before the live
+  stream, so that within minutes a newcomer sees a whole day go through: its table partitions,
+  their per-day checks and its computed analytics, started by the automation with no click;
 - the simulator in real time at a gentle rate (`movesmart simulate --realtime --rate 20`),
   restarted with the next seed whenever its fleet has arrived, so data keeps flowing;
 - `dagster dev` on http://127.0.0.1:3000 with DAGSTER_HOME=$MOVESMART_HOME/dagster. Its
@@ -28,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from movesmart_dagster.settings import load_settings
@@ -132,12 +136,48 @@ def _cancel_runs(dagster_home: Path, timeout: float, dagster: subprocess.Popen |
     return lines
 
 
+SEEDED_MARKER = "seeded-past-day"
+# the past day's fleet: 5 vehicles, a reading each 30 simulated seconds from 06:00, ~2.5 hours
+SEED_EVENTS = 6000
+
+
+def seed_past_day(
+    env: dict[str, str], day: str, seed: int = 1, events: int = SEED_EVENTS, start: str = "06:00"
+) -> int:
+    """Sends one simulated day (`day`, from `start` UTC) to Kafka as fast as the broker takes it;
+    returns the simulator's exit code."""
+    cmd = [str(BIN / "movesmart"), "simulate", "--start-time", f"{day}T{start}:00+00:00", "--tick", "30"]
+    cmd += ["--vehicles", "5", "--seed", str(seed), "--max-events", str(events), "--bad-ratio", "0.01"]
+    cmd += ["--no-progress"]
+    return subprocess.run(
+        cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False
+    ).returncode
+
+
+def _seed_once(home: Path, env: dict[str, str]) -> None:
+    marker = home / SEEDED_MARKER
+    if marker.exists():
+        return
+    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    started = time.monotonic()
+    if seed_past_day(env, day) == 0:
+        marker.write_text(day + "\n")
+        print(
+            f"seeded    {day}: {SEED_EVENTS} simulated records in {time.monotonic() - started:.0f}s "
+            "(its analytics compute by themselves once its checks pass)",
+            flush=True,
+        )
+    else:
+        print(f"seeded    {day}: the simulator failed; see `movesmart simulate --help`", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=int(os.environ.get("MOVESMART_DAGSTER_PORT", "3000")))
     parser.add_argument("--rate", type=float, default=20.0, help="simulator events/s")
     parser.add_argument("--vehicles", type=int, default=5)
     parser.add_argument("--no-simulator", action="store_true")
+    parser.add_argument("--no-seed", action="store_true", help="do not send the simulated past day")
     args = parser.parse_args(argv)
     # Ctrl-C/SIGINT must stop us even when a non-interactive shell started us with SIGINT ignored
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -176,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"dagster   http://localhost:{args.port}  (DAGSTER_HOME={dagster_home})", flush=True)
 
+    if not (args.no_simulator or args.no_seed):
+        _seed_once(settings.home_dir, env)
     seed = 1
     sim_log = logs / "simulator.log"
 

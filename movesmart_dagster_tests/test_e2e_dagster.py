@@ -252,6 +252,81 @@ def test_supervisor_launches_streaming_and_tables_materialize(dagster_dev: Dagst
     assert sum(counts) == SENT, counts
 
 
+def _runs_of_sensor(dev: DagsterDev, sensor: str) -> list[dict]:
+    data = dev.graphql(
+        """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}, limit: 200) { ... on Runs {
+             results { runId status tags { key value } assetSelection { path } assetCheckSelection { name } } } } }""",
+        {"tags": [{"key": "dagster/sensor_name", "value": sensor}]},
+    )
+    runs = data["runsOrError"]["results"]
+    for run in runs:
+        run["partition"] = next((t["value"] for t in run["tags"] if t["key"] == "dagster/partition"), None)
+    return runs
+
+
+def _analytics_rows(dev: DagsterDev, name: str, day: str) -> list[int]:
+    """`dagster/row_count` of each materialization of the analytics day, oldest first."""
+    data = dev.graphql(
+        """query($key: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $key) { ... on Asset {
+             assetMaterializations(partitions: $p) { timestamp metadataEntries { label ... on IntMetadataEntry { intValue } } } } } }""",
+        {"key": {"path": ["analytics", name]}, "p": [day]},
+    )
+    mats = sorted(data["assetOrError"]["assetMaterializations"], key=lambda m: float(m["timestamp"]))
+    return [
+        next(e["intValue"] for e in m["metadataEntries"] if e["label"] == "dagster/row_count") for m in mats
+    ]
+
+
+def test_a_past_day_is_computed_by_itself_and_recomputed_after_late_records(
+    dagster_dev: DagsterDev, streaming_run: dict
+):
+    """Issue 13 items 4 and 7: a simulated past day (as `make dev` seeds one) is checked and its
+    analytics computed with no click; late records for it make the automation check it again
+    and recompute it, with the new counts; nothing else is computed."""
+    from datetime import UTC, datetime, timedelta
+
+    from movesmart_dagster.dev import seed_past_day
+
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()  # closed whatever the hour
+    # 400 records of 5 vehicles every 30 s from 06:00: weather readings in hour 06 only
+    assert seed_past_day(dagster_dev.env, day, seed=3, events=400, start="06:00") == 0
+    started = time.monotonic()
+    assert _wait(
+        lambda: _analytics_rows(dagster_dev, "weather_summary", day) or None, 600, f"{day}'s analytics"
+    ) == [1]
+    print(f"past day computed by the automation {time.monotonic() - started:.0f}s after it was sent")
+    # late records: the same day's evening (hour 18): one more hourly row
+    assert seed_past_day(dagster_dev.env, day, seed=4, events=200, start="18:00") == 0
+    rows = _wait(
+        lambda: (r := _analytics_rows(dagster_dev, "weather_summary", day))[-1] == 2 and r,
+        600,
+        f"{day}'s analytics to be recomputed after late records",
+    )
+    assert rows[0] == 1 and rows[-1] == 2, rows
+    finished = ("SUCCESS", "FAILURE", "CANCELED")
+    runs = _wait(
+        lambda: (
+            (r := _runs_of_sensor(dagster_dev, "day_partitions_automation"))
+            and all(x["status"] in finished for x in r)
+            and r
+        ),
+        300,
+        "the automation's runs to finish",
+    )
+    analytics = [r for r in runs if r["assetSelection"]]
+    # only that day was computed, and only on a change of its source days (no duplicate runs)
+    assert {r["partition"] for r in analytics} == {day}, analytics
+    changes = len(
+        [m for m in dagster_dev.materializations(["smartcity", "weather_data"], 200) if m["partition"] == day]
+    )
+    assert 2 <= len(analytics) <= changes, (len(analytics), changes)
+    assert all(r["status"] == "SUCCESS" for r in analytics), analytics
+    # the other runs it launched are per-day checks of days that received rows
+    for run in runs:
+        if not run["assetSelection"]:
+            assert run["assetCheckSelection"] and run["partition"] is not None, run
+
+
 def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 
@@ -308,15 +383,31 @@ def _table_checks(dagster_dev: DagsterDev, table: str) -> dict[str, dict]:
     return {c["name"]: c for c in data["assetNodeOrError"]["assetChecksOrError"]["checks"]}
 
 
-def test_ui_checks_tab_executes_one_check(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
-    """The Checks tab of a table: *Execute* is enabled for one check, runs it alone, and the
-    check's latest result is shown (screenshots go to the test's tmp folder only)."""
+def test_ui_checks_tab_shows_per_day_results(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
+    """The Checks tab of a table: the per-day checks ran by themselves (the automation sensor, no
+    click) for the day the stream wrote, and the tab shows that day's result (screenshots go to the
+    test's tmp folder, and to docs/ with MOVESMART_REFRESH_DOCS=1)."""
     from playwright.sync_api import sync_playwright
 
     table, check = "gps_data", "no_duplicate_ids"
-    checks = _table_checks(dagster_dev, table)
-    assert {c["canExecuteIndividually"] for c in checks.values()} == {"CAN_EXECUTE"}, checks
-    clicked_at = time.time()
+    written = {m["partition"] for m in dagster_dev.materializations(["smartcity", table], 200)}
+
+    def evaluated() -> dict | None:
+        latest = _table_checks(dagster_dev, table)[check]["executionForLatestMaterialization"]
+        return latest if latest and latest["status"] == "SUCCEEDED" else None
+
+    latest = _wait(evaluated, 300, f"{check} to run by itself", interval=3)
+    run = dagster_dev.graphql(
+        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value }
+             assetCheckSelection { name } assetSelection { path } } } }""",
+        {"id": latest["runId"]},
+    )["runOrError"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags.get("dagster/sensor_name") == "day_partitions_automation", tags
+    day = tags.get("dagster/partition")
+    assert day in written, (day, written)  # a day the stream wrote
+    assert check in {c["name"] for c in run["assetCheckSelection"]}
+    assert not run["assetSelection"]  # no table materialized for it
     with sync_playwright() as pw:
         browser = _launch_chromium(pw)
         try:
@@ -324,39 +415,19 @@ def test_ui_checks_tab_executes_one_check(dagster_dev: DagsterDev, streaming_run
             # the first-visit newsletter dialog may open at any moment: dismiss it whenever it does
             page.add_locator_handler(page.get_by_role("button", name="Skip"), lambda skip: skip.click())
             page.goto(
-                f"{dagster_dev.url}/assets/smartcity/{table}?view=checks",
+                f"{dagster_dev.url}/assets/smartcity/{table}?view=checks&checkDetail={check}",
                 wait_until="networkidle",
                 timeout=120_000,
             )
-            page.get_by_text(check, exact=True).first.click()
-            # the check's own button (its accessible name starts with its icon's label, "execute")
-            execute = page.locator("button").filter(has_text=re.compile(r"^\s*Execute\s*$"))
-            execute.first.wait_for(timeout=60_000)
-            page.screenshot(path=str(tmp_path / "checks-tab-before.png"))
-            assert execute.count() == 1 and execute.first.is_enabled()
-            execute.first.click()
-
-            def executed() -> dict | None:
-                latest = _table_checks(dagster_dev, table)[check]["executionForLatestMaterialization"]
-                ok = latest and latest["status"] == "SUCCEEDED" and latest["timestamp"] > clicked_at
-                return latest if ok else None
-
-            latest = _wait(executed, 240, f"{check} to run from its Checks tab", interval=3)
-            page.reload(wait_until="networkidle", timeout=120_000)
-            # the selected check's panel (checkDetail= in the URL): "Latest execution" is its result
-            page.get_by_text(check, exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text("Latest execution", exact=True).first.wait_for(timeout=60_000)
             page.get_by_text("Passed", exact=True).first.wait_for(timeout=60_000)
-            page.screenshot(path=str(tmp_path / "checks-tab-after.png"))
+            page.get_by_text(f"(event_date={day})").first.wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)  # let the plots settle before the picture
+            page.screenshot(path=str(tmp_path / "checks-tab.png"))
+            if os.environ.get("MOVESMART_REFRESH_DOCS") == "1":
+                shutil.copy(tmp_path / "checks-tab.png", REPO / "docs" / "dagster-checks-per-day.png")
         finally:
             browser.close()
-    run = dagster_dev.graphql(
-        """query($id: ID!) { runOrError(runId: $id) { ... on Run { status assetCheckSelection { name }
-             assetSelection { path } } } }""",
-        {"id": latest["runId"]},
-    )["runOrError"]
-    assert run["status"] == "SUCCESS"
-    assert [c["name"] for c in run["assetCheckSelection"]] == [check]  # this check alone
-    assert not run["assetSelection"]  # no table materialized for it
 
 
 def _sensor_daemon_heartbeat(dev: DagsterDev) -> float:
