@@ -11,7 +11,13 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_simulator.py", "bench_streaming.py", "bench_compaction.py", "bench_checks.py", "bench_faults.py"]
+SCRIPTS = [
+    "bench_simulator.py",
+    "bench_streaming.py",
+    "bench_compaction.py",
+    "bench_checks.py",
+    "bench_faults.py",
+]
 
 
 def main() -> int:

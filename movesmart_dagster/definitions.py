@@ -15,6 +15,7 @@ from movesmart_dagster.defs.automation import automation_sensor
 from movesmart_dagster.defs.catalog.assets import catalog_assets, catalog_job
 from movesmart_dagster.defs.checks.checks import table_checks
 from movesmart_dagster.defs.kafka.assets import kafka_topics
+from movesmart_dagster.defs.kafka.lag import kafka_consumer_lag
 from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance.compaction import compaction_definitions
 from movesmart_dagster.defs.maintenance.snapshots import snapshot_definitions
@@ -42,7 +43,13 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions(
         assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]]
         + [compaction["asset"], snapshots["asset"]],
-        asset_checks=[*quality_checks, *freshness_checks, *analytics["checks"], *compaction["checks"]],
+        asset_checks=[
+            kafka_consumer_lag,
+            *quality_checks,
+            *freshness_checks,
+            *analytics["checks"],
+            *compaction["checks"],
+        ],
         jobs=[
             streaming_job,
             catalog_job,

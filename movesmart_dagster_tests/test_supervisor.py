@@ -308,3 +308,55 @@ def test_commits_during_a_lasting_lag_keep_the_run_healthy(instance, env, produc
     decision = decide(instance, settings, kafka, state, now=t0 + 551)
     assert decision.action == "terminate", decision.reason
     assert "no committed batch for 301s" in decision.reason
+
+
+def test_topic_lag_check_warns_after_a_few_minutes_and_fails_while_growing():
+    """The verdicts of `kafka/<topic>:consumer_lag`, tick by tick (limit 100 records)."""
+    from movesmart_dagster.defs.kafka.lag import WARN_AFTER_S, judge
+
+    memory: dict = {}
+    verdicts = []
+    for at, lag in [
+        (0, 50),
+        (10, 150),
+        (10 + WARN_AFTER_S - 1, 150),
+        (10 + WARN_AFTER_S, 150),
+        (400, 900),
+        (500, 80),
+    ]:
+        verdict, memory = judge("gps_data", lag, float(at), 100, memory)
+        verdicts.append(verdict.status)
+    # a burst is not a warning; a lasting lag warns; a lasting and growing lag fails; back under: passes
+    assert verdicts == ["passed", "passed", "passed", "warn", "error", "passed"]
+
+
+def test_the_supervisor_reports_each_topics_lag_check(instance, env, produced, monkeypatch):
+    """A real broker's lag, judged by the supervisor and recorded as the topics' check results:
+    reported when the verdict changes, not every tick."""
+    from movesmart_dagster.defs.kafka.lag import CHECK_NAME, WARN_AFTER_S
+
+    for name, value in {
+        "MOVESMART_LAG_WARN_RECORDS": "5",
+        "MOVESMART_SUPERVISOR_STALL_SECONDS": "3600",
+    }.items():
+        monkeypatch.setenv(name, value)  # the sensor's resources read the process environment
+        env = {**env, name: value}
+    _run(instance, dg.DagsterRunStatus.STARTED)  # a healthy run that committed nothing yet: lag 20 per topic
+
+    def results(data) -> dict[str, tuple[bool, str]]:
+        return {
+            e.asset_key.path[-1]: (e.passed, e.severity.value)
+            for e in data.asset_events
+            if isinstance(e, dg.AssetCheckEvaluation) and e.check_name == CHECK_NAME
+        }
+
+    first = _tick(instance, env)
+    assert results(first) == {t: (True, "WARN") for t in TOPICS}  # above the limit, but only just
+    assert results(_tick(instance, env, first.cursor, later_s=30)) == {}  # no change: nothing reported
+    late = _tick(instance, env, first.cursor, later_s=WARN_AFTER_S + 1)
+    assert results(late) == {t: (False, "WARN") for t in TOPICS}, late.skip_message  # lasting, not growing
+    ends = _ends(env)
+    for e in late.asset_events:
+        if isinstance(e, dg.AssetCheckEvaluation):
+            lag = sum(ends[e.asset_key.path[-1]].values())  # nothing committed: the whole topic
+            assert e.description.startswith(f"lag {lag} records, above 5 for"), e.description

@@ -27,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 
+from movesmart_dagster.defs.kafka.lag import lag_evaluations
 from movesmart_dagster.defs.keys import STREAMING_JOB_NAME
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
@@ -46,6 +47,7 @@ class SupervisorState:
     observed_at: float = 0.0  # last time the topics' end offsets were reported as observations
     observed_versions: dict[str, str] = field(default_factory=dict)  # topic -> data version
     lag_since: float | None = None  # epoch seconds of the first tick that saw lag > 0 (None: no lag)
+    lag_check: dict[str, Any] = field(default_factory=dict)  # the consumer-lag checks' memory (kafka/lag.py)
 
     def to_cursor(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -60,6 +62,7 @@ class Decision:
     action: str  # launch | wait | terminate | clear | backoff
     reason: str
     run_id: str | None = None
+    lag: dict[str, int] | None = None  # per topic, when measured (a running job)
 
 
 def backoff_seconds(failures: int, base: float, cap: float) -> float:
@@ -160,6 +163,7 @@ def decide(
                     f"and no committed batch for {quiet:.0f}s (limit {settings.supervisor_stall_seconds:.0f}s); "
                     f"Kafka lag is {total_lag} {lag}; terminating it{extra}",
                     run.run_id,
+                    lag,
                 )
         last = (
             f"last batch {progress.last_batch_id} {quiet:.0f}s ago"
@@ -170,6 +174,7 @@ def decide(
             "wait",
             f"streaming run {run.run_id[:8]} healthy: {last}, Kafka lag {total_lag}{extra}",
             run.run_id,
+            lag,
         )
 
     state.lag_since = None  # a new run gets a window of its own (it counts from its start)
@@ -265,7 +270,9 @@ def build_supervisor_sensor(
                 run_settings.supervisor_backoff_base_seconds,
                 run_settings.supervisor_backoff_max_seconds,
             )
-        events = _topic_observations(kafka, state, context.log)
+        events: list[Any] = _topic_observations(kafka, state, context.log)
+        if decision.lag is not None:
+            events += lag_evaluations(decision.lag, clock(), run_settings.lag_warn_records, state.lag_check)
         if decision.action == "launch":
             return dg.SensorResult(
                 asset_events=events,
