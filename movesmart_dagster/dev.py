@@ -3,9 +3,12 @@
 Runs in the foreground so a person sees everything start, and cleans up what it started
 (never a broker it did not start) on Ctrl-C or SIGTERM:
 - the Kafka broker (`movesmart stack up`, unless one already runs for this MOVESMART_HOME);
-- once per MOVESMART_HOME, a simulated past day (yesterday, `seed_past_day`) sent before the live
-  stream, so that within minutes a newcomer sees a whole day go through: its table partitions,
-  their per-day checks and its computed analytics, started by the automation with no click;
+- once per MOVESMART_HOME, a simulated past day (the day before yesterday, `seed_past_day`) sent
+  before the live stream, so that within minutes a newcomer sees a whole day go through: its
+  table partitions, their per-day checks and its computed analytics, started by the automation
+  with no click. Not yesterday: the analytics' freshness checks expect yesterday by 03:00 UTC, and
+  a seeded yesterday would alert "late" until the automation computed it a minute later, while a
+  yesterday without data is empty, not late (no alert);
 - the simulator in real time at a gentle rate (`movesmart simulate --realtime --rate 20`),
   restarted with the next seed whenever its fleet has arrived, so data keeps flowing;
 - `dagster dev` on http://127.0.0.1:3000 with DAGSTER_HOME=$MOVESMART_HOME/dagster. Its
@@ -158,7 +161,7 @@ def _seed_once(home: Path, env: dict[str, str]) -> None:
     marker = home / SEEDED_MARKER
     if marker.exists():
         return
-    day = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
     started = time.monotonic()
     if seed_past_day(env, day) == 0:
         marker.write_text(day + "\n")

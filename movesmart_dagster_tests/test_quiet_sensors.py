@@ -54,3 +54,23 @@ def test_quiet_keeps_warnings_and_the_lines_in_the_tick_log():
         data = wrapped.evaluate_tick(ctx)
     assert data.skip_message == "nothing to do"
     assert seen == [(logging.DEBUG, "routine"), (logging.WARNING, "wrong")]
+
+
+def test_the_automation_sensor_evaluates_without_a_console_line(capfd, tmp_path, monkeypatch):
+    """Dagster's automation sensor logs INFO lines every tick ("Prefetching asset records", one
+    "evaluation result" per requested key): ours keeps them in the tick log only."""
+    from datetime import UTC, datetime, timedelta
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    sensor = defs.get_sensor_def("day_partitions_automation")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=dg.AssetKey(["smartcity", "weather_data"]), partition=day)
+        )
+        with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
+            data = sensor.evaluate_tick(ctx)
+    assert data.cursor  # it evaluated: the next tick continues from here
+    console = capfd.readouterr()
+    assert "Prefetching asset records" not in console.err + console.out

@@ -27,6 +27,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from movesmart_dagster.defs.quiet_sensors import QuietAutomationConditionSensor
 from movesmart_dagster.settings import Settings
 
 # how often the changed days' checks run: at most one check run per day partition per tick. Every
@@ -94,7 +95,7 @@ def check_condition() -> dg.AutomationCondition:
 
 
 def automation_sensor(target: dg.AssetSelection) -> dg.AutomationConditionSensorDefinition:
-    return dg.AutomationConditionSensorDefinition(
+    return QuietAutomationConditionSensor(
         AUTOMATION_SENSOR_NAME,
         target=target,
         default_status=dg.DefaultSensorStatus.RUNNING,

@@ -5,7 +5,9 @@ is fixed at INFO), and the freshness-check sensors Dagster builds log one INFO l
 per tick ("… cannot be overdue again until …", "… has not been updated since …"): with nine
 checks that is a wall of lines a minute in `make dev`'s terminal, burying what matters.
 `quiet` wraps such a sensor: its INFO lines become DEBUG records, which the tick's captured log
-(shown in the UI) still keeps and the console drops. Warnings and errors pass unchanged.
+(shown in the UI) still keeps and the console drops. Warnings and errors pass unchanged. The
+automation sensor logs two lines a tick and one per requested check ("… evaluation result: 1
+requested"): `QuietAutomationConditionSensor` is the same sensor with the same filter.
 """
 
 from __future__ import annotations
@@ -37,3 +39,11 @@ def quiet(sensor: dg.SensorDefinition) -> dg.SensorDefinition:
         description=sensor.description,
         default_status=sensor.default_status,
     )
+
+
+class QuietAutomationConditionSensor(dg.AutomationConditionSensorDefinition):
+    """An automation condition sensor (evaluated on the code server) whose INFO lines are DEBUG."""
+
+    def evaluate_tick(self, context: dg.SensorEvaluationContext):  # type: ignore[override]
+        context.log.addFilter(_InfoAsDebug())
+        return super().evaluate_tick(context)
