@@ -15,7 +15,7 @@ which Dagster already knows from the stream's per-day materializations
    and blocks nothing else.
 
 Nothing runs for a day nobody wrote to (no materialization: `any_deps_missing`), nothing runs
-twice for one change (`since_last_handled`, `in_progress`). The conditions are evaluated by
+twice for one change, and no change is lost (`SourceChangedSinceLastRun`: the event log's order). The conditions are evaluated by
 one automation sensor, running by default, on the code server (`DayClosed` is Python).
 The daily analytics schedule is gone: it computed "yesterday" only, and would duplicate the
 first run of each day that the automation already starts; backfills still use the job.
@@ -64,22 +64,61 @@ class DayClosed(dg.AutomationCondition):
         )
 
 
+class SourceChangedSinceLastRun(dg.AutomationCondition):
+    """True for a day whose source table day was materialized after this asset's latest planned
+    run of that day (or that was never planned).
+
+    Why not `any_deps_updated().since_last_handled()`: that latch is reset by the asset's own
+    materialization, and when late records landed in the same 30-second tick as the end of the
+    day's first run (the end-to-end test caught it), the reset won and the change was lost. The
+    event log's order is exact: a run's planned materialization is logged when the run is created,
+    before it reads the table, so a source materialization logged after it may be missing from
+    that run and asks for one more; one logged before it is in the run. No change is ever lost; a
+    change that raced a starting run costs at most one extra run."""
+
+    @property
+    def description(self) -> str:
+        return "Source day changed since this day's last run"
+
+    @property
+    def name(self) -> str:
+        return "source_changed_since_last_run"
+
+    def evaluate(self, context: dg.AutomationContext) -> dg.AutomationResult:
+        instance = context.asset_graph_view.instance
+        key = context.key
+        parents = list(context.asset_graph.get(key).parent_keys)
+        changed = set()
+        for day in context.candidate_subset.expensively_compute_partition_keys():
+            planned = instance.get_latest_planned_materialization_info(key, day)
+            for parent in parents:
+                latest = instance.fetch_materializations(
+                    dg.AssetRecordsFilter(asset_key=parent, asset_partitions=[day]), limit=1
+                ).records
+                if latest and (planned is None or latest[0].storage_id > planned.storage_id):
+                    changed.add(day)
+        return dg.AutomationResult(
+            context, true_subset=context.candidate_subset.compute_intersection_with_partition_keys(changed)
+        )
+
+
 def day_closed(settings: Settings) -> DayClosed:
     return DayClosed(timedelta(minutes=settings.late_grace_minutes))
 
 
 def analytics_condition(settings: Settings) -> dg.AutomationCondition:
-    """Compute a closed day once, then once per change of its source day, once its checks pass."""
-    closed = day_closed(settings)
-    changed = (closed.newly_true() | dg.AutomationCondition.any_deps_updated()).since_last_handled()
+    """Compute a closed day once, then once per change of its source day, once its checks pass.
+
+    The cheap conditions come first: each narrows the days the next one looks at, so the event
+    log is only asked about closed days of the lookback that hold data."""
     return (
         dg.AutomationCondition.in_latest_time_window(timedelta(days=settings.late_lookback_days))
-        & closed
-        & changed.with_label("closed_or_source_changed_since_last_run")
+        & day_closed(settings)
         & ~dg.AutomationCondition.any_deps_missing()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
-        & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & SourceChangedSinceLastRun()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
     ).with_label("closed_day_changed_and_checked")
 
 
