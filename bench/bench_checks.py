@@ -114,6 +114,13 @@ def fill(home: Path, day_rows: dict[str, object], history: int, appends: int) ->
     counts = {"snapshots": 0, "rows": 0}
     for table, rows in day_rows.items():
         iceberg = load_table(settings, table, catalog)
+        # appends as the streaming job's Spark writer makes them: Spark's append merges small
+        # manifests (`commit.manifest-merge.enabled`, true by default in Iceberg's Spark writer),
+        # pyiceberg's does only when told; without it 1,736 appends leave 1,736 manifests, a
+        # history the stream never builds
+        with iceberg.transaction() as tx:
+            tx.set_properties({"commit.manifest-merge.enabled": "true"})
+        iceberg = load_table(settings, table, catalog)
         for back in range(history, -1, -1):
             day = rows if back == 0 else shifted(rows, back, f"d{back}")
             step = -(-day.num_rows // appends)
