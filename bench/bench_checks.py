@@ -137,17 +137,11 @@ def check_round(home: Path):
     import dagster as dg
 
     from movesmart_dagster.definitions import build_defs
+    from movesmart_dagster.defs.checks.checks import day_checks_job, table_check_keys
 
     defs = build_defs()
-    graph = defs.resolve_asset_graph()
-    checks = {
-        k
-        for k in graph.asset_check_keys
-        if graph.get(k).partitions_def is not None and k.asset_key.path[0] == "smartcity"
-    }
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=checks
-    )
+    checks = table_check_keys(defs)
+    job = day_checks_job(defs, checks)
 
     def run() -> int:
         with dg.instance_for_test() as instance:

@@ -24,6 +24,7 @@ from dagster_aws.s3 import S3Resource
 
 from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.alerts.sensor import build_alert_sensor, expected_partition, run_failure_alerts
+from movesmart_dagster.defs.checks.checks import day_checks_job
 from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.resources import AlertResource, WarehouseResource
 from movesmart_dagster.schemas import PARTITION_COLUMN, arrow_table_schema
@@ -126,12 +127,9 @@ def _fail_a_run(instance: dg.DagsterInstance, resources: dict, tags: dict | None
 def _run_checks(instance: dg.DagsterInstance, day: str = "2024-01-01") -> bool:
     """Run the real per-day quality checks of every table for `day`, as the automation sensor's run
     does; False when one failed."""
-    graph = defs.resolve_asset_graph()
-    checks = {k for k in graph.asset_check_keys if graph.get(k).partitions_def is not None}
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=checks
+    result = day_checks_job(defs).execute_in_process(
+        partition_key=day, instance=instance, raise_on_error=False
     )
-    result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
     return all(e.passed for e in result.get_asset_check_evaluations())
 
 

@@ -20,6 +20,7 @@ import dagster as dg
 import pytest
 
 from movesmart_dagster.definitions import defs
+from movesmart_dagster.defs.checks.checks import day_checks_job
 from movesmart_dagster.schemas import ALL_TABLES, TABLES
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
@@ -220,9 +221,7 @@ def test_each_table_check_runs_on_its_own(tmp_path, monkeypatch):
         assert graph.get_execution_set_asset_and_check_keys(key) == {key}, key
     one = next(k for k in table_checks if k.name == "speed_in_range" and k.asset_key.path[-1] == "gps_data")
     # what *Execute* launches for a day: the implicit asset job with that check alone
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection={one}
-    )
+    job = day_checks_job(defs, {one})
     with dg.instance_for_test() as instance:
         result = job.execute_in_process(instance=instance, partition_key="2024-01-01")
         evaluations = result.get_asset_check_evaluations()

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from movesmart_dagster.defs.checks.checks import day_checks_job
 from movesmart_dagster.defs.keys import ANALYTICS_KEYS, TABLE_KEYS
 
 DAY = "2026-11-30"
@@ -73,13 +74,9 @@ def _land(instance: dg.DagsterInstance, table_key: dg.AssetKey, day: str) -> Non
 def _run_checks(defs: dg.Definitions, instance: dg.DagsterInstance, day: str) -> dict[str, bool]:
     """Runs the day's quality checks for real (DuckDB over that day's Iceberg files); returns
     the weather_data results."""
-    graph = defs.resolve_asset_graph()
-    checks = {k for k in graph.asset_check_keys if graph.get(k).partitions_def is not None}
-    # the run the automation sensor launches: the implicit asset job, those checks, one day
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection=set(), asset_check_selection=checks
+    result = day_checks_job(defs).execute_in_process(
+        partition_key=day, instance=instance, raise_on_error=False
     )
-    result = job.execute_in_process(partition_key=day, instance=instance, raise_on_error=False)
     return {e.check_name: e.passed for e in result.get_asset_check_evaluations() if e.asset_key == WEATHER}
 
 

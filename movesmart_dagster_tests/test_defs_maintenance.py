@@ -21,7 +21,7 @@ import pytest
 from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.keys import COMPACTION_KEY, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance import compaction
-from movesmart_dagster.defs.partitions import daily_partitions
+from movesmart_dagster.defs.partitions import closed_keys, daily_partitions, day_closed
 from movesmart_dagster.defs.resources import build_resources
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.settings import load_settings
@@ -181,9 +181,13 @@ def test_day_closed_after_grace(monkeypatch: pytest.MonkeyPatch, minutes: str | 
     assert compaction.late_grace() == grace
     day = date(2024, 3, 11)
     end = datetime(2024, 3, 12, tzinfo=UTC)
-    assert not compaction.day_closed(day, end)
-    assert not compaction.day_closed(day, end + grace - timedelta(seconds=1))
-    assert compaction.day_closed(day, end + grace)
+    assert not day_closed(day, end, grace)
+    assert not day_closed(day, end + grace - timedelta(seconds=1), grace)
+    assert day_closed(day, end + grace, grace)
+    # the automation's view of the same rule: the day is a closed partition key exactly then
+    days = dg.DailyPartitionsDefinition(start_date="2024-03-01", timezone="UTC")
+    assert closed_keys(days, end + grace - timedelta(seconds=1), grace)[-1] == "2024-03-10"
+    assert closed_keys(days, end + grace, grace)[-1] == "2024-03-11"
 
 
 def test_a_day_not_closed_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -115,7 +115,11 @@ def test_kill_9_of_a_leader_mid_produce_loses_and_doubles_nothing(tmp_path):
             for r in iter_records(SimConfig(vehicles=40, seed=21, max_events=150_000))
         ]
         audit = audit_kafka(settings, sent)
-        assert (audit.sent, audit.in_kafka, audit.lost, audit.doubled) == (150_000, 150_000, 0, 0)
+        assert (audit.sent, audit.in_kafka, audit.lost, audit.doubled) == (150_000, 150_000, 0, 0), (
+            audit,
+            summary,
+            err[-3000:],
+        )
         assert audit.per_topic == {t: n for t, n in summary["produced"].items() if n}
     finally:
         if run is not None and run.poll() is None:

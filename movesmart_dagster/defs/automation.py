@@ -27,6 +27,7 @@ from datetime import timedelta
 
 import dagster as dg
 
+from movesmart_dagster.defs.partitions import closed_keys, late_grace
 from movesmart_dagster.defs.quiet_sensors import QuietAutomationConditionSensor
 from movesmart_dagster.settings import Settings
 
@@ -57,7 +58,7 @@ class DayClosed(dg.AutomationCondition):
         partitions = context.partitions_def
         if partitions is None:
             return dg.AutomationResult(context, true_subset=context.get_empty_subset())
-        closed = partitions.get_partition_keys(current_time=context.evaluation_time - self.grace)
+        closed = closed_keys(partitions, context.evaluation_time, self.grace)
         return dg.AutomationResult(
             context,
             true_subset=context.candidate_subset.compute_intersection_with_partition_keys(set(closed)),
@@ -103,7 +104,7 @@ class SourceChangedSinceLastRun(dg.AutomationCondition):
 
 
 def day_closed(settings: Settings) -> DayClosed:
-    return DayClosed(timedelta(minutes=settings.late_grace_minutes))
+    return DayClosed(late_grace(settings))
 
 
 def analytics_condition(settings: Settings) -> dg.AutomationCondition:

@@ -12,9 +12,15 @@ up to MOVESMART_MAX_FUTURE_SKEW ahead) under their partition keys as the rows ar
 stores them (a materialization may name a day the definition does not list yet) and shows them
 in the table's events at once; the day joins the partition list, already materialized, when it
 ends.
+
+A day is *closed* MOVESMART_LATE_GRACE_MINUTES after its end: late records may still land
+before that. The analytics automation, the per-day checks' schedule and compaction all wait for
+it, through the functions here, so the rule is written once.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 
@@ -23,3 +29,21 @@ from movesmart_dagster.settings import Settings
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=settings.start_date, timezone="UTC")
+
+
+def late_grace(settings: Settings) -> timedelta:
+    """How long after its end a day counts as closed (MOVESMART_LATE_GRACE_MINUTES)."""
+    return timedelta(minutes=settings.late_grace_minutes)
+
+
+def closes_at(day: date, grace: timedelta) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + grace
+
+
+def day_closed(day: date, now: datetime, grace: timedelta) -> bool:
+    return now >= closes_at(day, grace)
+
+
+def closed_keys(partitions: dg.PartitionsDefinition, now: datetime, grace: timedelta) -> list[str]:
+    """The partition keys of the days closed at `now`."""
+    return partitions.get_partition_keys(current_time=now - grace)

@@ -53,12 +53,17 @@ def end_offsets(settings: Settings, timeout: float = 15.0) -> dict[tuple[str, in
 def records_in_kafka(settings: Settings, timeout: float = 60.0) -> int:
     """Records the five topics hold now; asked again while a partition has no leader (just
     created, or its leader just died), up to `timeout`."""
+    return sum(settled_end_offsets(settings, timeout).values())
+
+
+def settled_end_offsets(settings: Settings, timeout: float = 60.0) -> dict[tuple[str, int], int]:
+    """End offsets asked again while a partition has no leader (its leader just died or moved)."""
     from confluent_kafka import KafkaException
 
     deadline = time.monotonic() + timeout
     while True:
         try:
-            return sum(end_offsets(settings, timeout=5).values())
+            return end_offsets(settings, timeout=5)
         except KafkaException:
             if time.monotonic() > deadline:
                 raise
@@ -66,10 +71,26 @@ def records_in_kafka(settings: Settings, timeout: float = 60.0) -> int:
 
 
 def read_all(settings: Settings, timeout: float = 120.0) -> list[KafkaRecord]:
-    """Every record of the five topics below the current high watermarks."""
+    """Every record of the five topics below their high watermarks, read until the watermarks
+    are the same after the read as before it.
+
+    Why read twice: a leader elected moments ago (the preferred leader taking a partition back
+    after a restart) may report its high watermark a fetch round late, so one look at the
+    watermarks can stop short of the last acknowledged records. Reading again until the
+    watermarks stand still makes the audit count what Kafka holds, not a transient view of it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ends = settled_end_offsets(settings)
+        records = _read_below(settings, {tp: end for tp, end in ends.items() if end > 0}, deadline)
+        if settled_end_offsets(settings) == ends:
+            return records
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the high watermarks kept moving for {timeout:.0f}s")
+
+
+def _read_below(settings: Settings, ends: dict[tuple[str, int], int], deadline: float) -> list[KafkaRecord]:
     from confluent_kafka import Consumer, TopicPartition
 
-    ends = {tp: end for tp, end in end_offsets(settings).items() if end > 0}
     if not ends:
         return []
     consumer = Consumer(
@@ -84,7 +105,6 @@ def read_all(settings: Settings, timeout: float = 120.0) -> list[KafkaRecord]:
     records: list[KafkaRecord] = []
     need = sum(ends.values())
     seen = 0
-    deadline = time.monotonic() + timeout
     try:
         while seen < need and time.monotonic() < deadline:
             for m in consumer.consume(num_messages=10_000, timeout=1.0):
@@ -96,7 +116,7 @@ def read_all(settings: Settings, timeout: float = 120.0) -> list[KafkaRecord]:
     finally:
         consumer.close()
     if seen < need:
-        raise RuntimeError(f"read {seen} of {need} records within {timeout:.0f}s")
+        raise RuntimeError(f"read {seen} of {need} records before the deadline")
     return records
 
 
@@ -112,6 +132,7 @@ class KafkaAudit:
     per_topic: dict[str, int] = field(default_factory=dict)
     lost_per_topic: dict[str, int] = field(default_factory=dict)
     doubled_per_topic: dict[str, int] = field(default_factory=dict)
+    examples: tuple[str, ...] = ()  # a few lost or doubled records, for the failure message
 
     @property
     def exact(self) -> bool:
@@ -138,6 +159,11 @@ def audit_kafka(settings: Settings, sent: Iterable[KafkaRecord]) -> KafkaAudit:
         per_topic=by_topic(found),
         lost_per_topic=by_topic(lost),
         doubled_per_topic=by_topic(doubled),
+        examples=tuple(
+            f"{kind} x{n}: {topic} key={key!r} value={(value or b'')[:160]!r}"
+            for kind, records in (("lost", lost), ("doubled", doubled))
+            for (topic, key, value), n in list(records.items())[:5]
+        ),
     )
 
 

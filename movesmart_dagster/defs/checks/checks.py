@@ -95,3 +95,22 @@ def table_checks(partitions: dg.DailyPartitionsDefinition) -> list[dg.AssetCheck
     checks = [_table_check(t, partitions) for t in (*TABLES, QUARANTINE_TABLE)]
     assert QUARANTINE_KEY in {spec.asset_key for c in checks for spec in c.check_specs}
     return checks
+
+
+def table_check_keys(defs: dg.Definitions) -> set[dg.AssetCheckKey]:
+    """The per-day quality checks of the tables and quarantine in `defs`."""
+    tables = {*TABLE_KEYS.values(), QUARANTINE_KEY}
+    graph = defs.resolve_asset_graph()
+    return {
+        k for k in graph.asset_check_keys if k.asset_key in tables and graph.get(k).partitions_def is not None
+    }
+
+
+def day_checks_job(defs: dg.Definitions, checks: set[dg.AssetCheckKey] | None = None) -> dg.JobDefinition:
+    """The job a run of day checks executes, given the day as its partition key: the implicit
+    asset job with `checks` (default: every table check) and no asset — what the automation
+    sensor launches for a changed day and the Checks tab's *Execute* for one check. (A checks-only
+    `define_asset_job` over partitioned checks does not resolve in Dagster 1.13.)"""
+    return defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection=set(), asset_check_selection=checks if checks is not None else table_check_keys(defs)
+    )

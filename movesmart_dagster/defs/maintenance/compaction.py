@@ -29,6 +29,7 @@ from typing import Any
 import dagster as dg
 
 from movesmart_dagster.analytics import plots
+from movesmart_dagster.defs import partitions as partitions_lib
 from movesmart_dagster.defs.keys import COMPACTION_KEY, GROUP_MAINTENANCE, TABLE_KEYS
 from movesmart_dagster.defs.resources import CatalogResource, SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
@@ -57,17 +58,8 @@ def check_name(table: str) -> str:
 
 
 def late_grace() -> timedelta:
-    """How long after its end a day counts as closed (MOVESMART_LATE_GRACE_MINUTES), the same
-    grace the analytics automation waits (`defs/automation.py`)."""
-    return timedelta(minutes=load_settings().late_grace_minutes)
-
-
-def closes_at(day: date) -> datetime:
-    return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=1) + late_grace()
-
-
-def day_closed(day: date, now: datetime) -> bool:
-    return now >= closes_at(day)
+    """The grace after which a day is closed, read from the settings when a run or tick asks."""
+    return partitions_lib.late_grace(load_settings())
 
 
 def day_files(settings: Settings, table: str, day: date, catalog: Any = None) -> DayFiles:
@@ -144,10 +136,12 @@ def compaction_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
     def table_compaction(context: dg.AssetExecutionContext, spark: SparkResource) -> dg.MaterializeResult:
         settings = spark.settings()
         day = date.fromisoformat(context.partition_key)
-        if not day_closed(day, datetime.now(UTC)):
+        grace = partitions_lib.late_grace(settings)
+        if not partitions_lib.day_closed(day, datetime.now(UTC), grace):
+            closes = partitions_lib.closes_at(day, grace)
             raise dg.Failure(
-                description=f"{day} is not closed yet: it closes at {closes_at(day):%Y-%m-%d %H:%M} UTC, "
-                f"{late_grace()} after its end (late records may still arrive)"
+                description=f"{day} is not closed yet: it closes at {closes:%Y-%m-%d %H:%M} UTC, "
+                f"{grace} after its end (late records may still arrive)"
             )
         session = run_session(spark, settings)
         done = [maintenance.compact_partition(session, settings, table, day) for table in ALL_TABLES]
@@ -202,10 +196,7 @@ def days_to_compact(
 ) -> list[str]:
     """Closed days of the lookback that need a compaction run: yesterday's day once it is closed and
     not compacted yet, and any day a table reported rows for after its last compaction."""
-    keys = set(partitions.get_partition_keys(current_time=now))
-    newest = (now - late_grace()).date() - timedelta(days=1)
-    days = [(newest - timedelta(days=i)).isoformat() for i in range(LOOKBACK_DAYS)]
-    days = [d for d in days if d in keys]
+    days = partitions_lib.closed_keys(partitions, now, late_grace())[-LOOKBACK_DAYS:]
     if not days:
         return []
 
@@ -224,8 +215,8 @@ def days_to_compact(
         for day, ts in latest(key).items():
             changed[day] = max(changed.get(day, 0.0), ts)
     wanted = {d for d in days if changed.get(d, 0.0) > compacted.get(d, 0.0)}
-    if days[0] == newest.isoformat() and days[0] not in compacted:
-        wanted.add(days[0])
+    if days[-1] not in compacted:  # the newest closed day
+        wanted.add(days[-1])
     return sorted(wanted)
 
 
