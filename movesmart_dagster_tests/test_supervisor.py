@@ -235,6 +235,40 @@ def test_topics_are_observed_with_end_offsets(instance, env, produced):
     assert not _tick(instance, env, data.cursor).asset_events
 
 
+class _CountingKafka(KafkaResource):
+    """The real resource, counting its end-offset requests to the broker."""
+
+    def end_offsets(self, topics, timeout=8.0):  # type: ignore[no-untyped-def]
+        END_OFFSET_CALLS.append(tuple(topics))
+        return super().end_offsets(topics, timeout)
+
+
+END_OFFSET_CALLS: list[tuple[str, ...]] = []
+
+
+def test_a_running_tick_asks_kafka_for_end_offsets_once(instance, env, produced):
+    """The lag decision and the topic observations of one tick share one end-offsets request."""
+    _run(instance, dg.DagsterRunStatus.STARTED)
+    sensor = build_supervisor_sensor(load_settings(env))
+    resources = {
+        "kafka": _CountingKafka(kafka_bootstrap_servers=env["KAFKA_BOOTSTRAP_SERVERS"]),
+        "spark": SparkResource(home=env["MOVESMART_HOME"]),
+    }
+    END_OFFSET_CALLS.clear()
+    with dg.build_sensor_context(instance=instance, resources=resources) as ctx:
+        data = sensor.evaluate_tick(ctx)
+    assert len(END_OFFSET_CALLS) == 1
+    assert data.skip_message.startswith("[wait]") and "Kafka lag 100" in data.skip_message
+    observed = {
+        e.asset_key: e.metadata["streaming_lag"].value
+        for e in data.asset_events
+        if isinstance(e, dg.AssetObservation)
+    }
+    assert observed == {k: 20 for k in TOPIC_KEYS.values()}
+    lag_checks = [e for e in data.asset_events if isinstance(e, dg.AssetCheckEvaluation)]
+    assert len(lag_checks) == len(TOPIC_KEYS)  # the lag check's first verdicts, from the same offsets
+
+
 def test_a_run_stuck_starting_is_cleared_then_relaunched(instance, env):
     run = _run(instance, dg.DagsterRunStatus.STARTING)
     # longer than MOVESMART_SUPERVISOR_STALL_SECONDS=1 without a status change

@@ -154,12 +154,17 @@ class KafkaResource(_SettingsResource):
         Spark's Kafka source does not commit consumer-group offsets, so `committed` comes from
         the job's progress log (see `defs.streaming.progress_state`).
         """
-        ends = self.end_offsets(topics, timeout)
-        lag: dict[str, int] = {}
-        for topic, parts in ends.items():
-            done = committed.get(topic, {})
-            lag[topic] = sum(max(0, end - int(done.get(p, 0))) for p, end in parts.items())
-        return lag
+        return lag_per_topic(self.end_offsets(topics, timeout), committed)
+
+
+def lag_per_topic(
+    ends: Mapping[str, Mapping[int, int]], committed: Mapping[str, Mapping[int, int]]
+) -> dict[str, int]:
+    """Records beyond the committed offsets, per topic (a partition never committed counts whole)."""
+    return {
+        topic: sum(max(0, end - int(committed.get(topic, {}).get(p, 0))) for p, end in parts.items())
+        for topic, parts in ends.items()
+    }
 
 
 # --- Spark --------------------------------------------------------------------------------

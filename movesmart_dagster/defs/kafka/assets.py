@@ -13,20 +13,21 @@ from typing import Any
 import dagster as dg
 
 from movesmart_dagster.defs.keys import GROUP_KAFKA, TOPIC_KEYS
-from movesmart_dagster.defs.resources import KafkaResource, SparkResource
+from movesmart_dagster.defs.resources import KafkaResource, SparkResource, lag_per_topic
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import RECORDS_BY_TOPIC
 
 
 def topic_observations(
-    kafka: KafkaResource, committed: dict[str, dict[int, int]]
+    ends: dict[str, dict[int, int]], committed: dict[str, dict[int, int]]
 ) -> list[tuple[dg.AssetKey, dg.DataVersion, dict[str, Any]]]:
-    ends = kafka.end_offsets(TOPIC_KEYS)
+    """Each topic's observation from its end offsets (`KafkaResource.end_offsets`) and the job's
+    committed offsets: data version = records ever written, metadata = offsets and lag."""
+    lags = lag_per_topic(ends, committed)
     out = []
     for topic, key in TOPIC_KEYS.items():
         parts = ends.get(topic, {})
-        done = committed.get(topic, {})
-        lag = sum(max(0, end - done.get(p, 0)) for p, end in parts.items())
+        lag = lags.get(topic, 0)
         total = sum(parts.values())
         out.append(
             (
@@ -59,5 +60,5 @@ def topic_observations(
 )
 def kafka_topics(kafka: KafkaResource, spark: SparkResource):
     committed = ProgressState.load(spark.settings().progress_log).committed_offsets()
-    for key, version, metadata in topic_observations(kafka, committed):
+    for key, version, metadata in topic_observations(kafka.end_offsets(TOPIC_KEYS), committed):
         yield dg.ObserveResult(asset_key=key, data_version=version, metadata=metadata)

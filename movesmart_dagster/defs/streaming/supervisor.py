@@ -29,7 +29,7 @@ import dagster as dg
 
 from movesmart_dagster.defs.kafka.lag import lag_evaluations
 from movesmart_dagster.defs.keys import STREAMING_JOB_NAME
-from movesmart_dagster.defs.resources import KafkaResource, SparkResource
+from movesmart_dagster.defs.resources import KafkaResource, SparkResource, lag_per_topic
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import Settings
@@ -63,6 +63,7 @@ class Decision:
     reason: str
     run_id: str | None = None
     lag: dict[str, int] | None = None  # per topic, when measured (a running job)
+    ends: dict[str, dict[int, int]] | None = None  # the end offsets the lag was measured against
 
 
 def backoff_seconds(failures: int, base: float, cap: float) -> float:
@@ -143,11 +144,12 @@ def decide(
         last_commit = max(progress.last_commit_ts or 0.0, _start_time(instance, run.run_id))
         quiet = now - last_commit
         try:
-            lag = kafka.consumer_lag(progress.committed_offsets(), TOPICS)
+            ends = kafka.end_offsets(TOPICS)
         except Exception as err:  # noqa: BLE001 - an unreachable broker is no reason to kill the job
             return Decision(
                 "wait", f"streaming run {run.run_id[:8]} running; Kafka lag unknown ({err})", run.run_id
             )
+        lag = lag_per_topic(ends, progress.committed_offsets())
         total_lag = sum(lag.values())
         if total_lag <= 0:
             state.lag_since = None
@@ -164,6 +166,7 @@ def decide(
                     f"Kafka lag is {total_lag} {lag}; terminating it{extra}",
                     run.run_id,
                     lag,
+                    ends,
                 )
         last = (
             f"last batch {progress.last_batch_id} {quiet:.0f}s ago"
@@ -175,6 +178,7 @@ def decide(
             f"streaming run {run.run_id[:8]} healthy: {last}, Kafka lag {total_lag}{extra}",
             run.run_id,
             lag,
+            ends,
         )
 
     state.lag_since = None  # a new run gets a window of its own (it counts from its start)
@@ -206,8 +210,11 @@ def terminate_run(instance: dg.DagsterInstance, run_id: str, log: Any) -> None:
             )
 
 
-def _topic_observations(kafka: KafkaResource, state: SupervisorState, log: Any) -> list[dg.AssetObservation]:
-    """At most once a minute, observe the topics whose end offsets moved (cheap: one admin call)."""
+def _topic_observations(
+    kafka: KafkaResource, state: SupervisorState, log: Any, ends: dict[str, dict[int, int]] | None
+) -> list[dg.AssetObservation]:
+    """At most once a minute, observe the topics whose end offsets moved, from the end offsets
+    this tick already fetched for the lag (one admin call when no run is active)."""
     from movesmart_dagster.defs.kafka.assets import topic_observations
 
     now = time.time()
@@ -216,7 +223,7 @@ def _topic_observations(kafka: KafkaResource, state: SupervisorState, log: Any) 
     state.observed_at = now
     committed = ProgressState.from_dict(state.progress).committed_offsets()
     try:
-        observed = topic_observations(kafka, committed)
+        observed = topic_observations(ends if ends is not None else kafka.end_offsets(TOPICS), committed)
     except Exception as err:  # noqa: BLE001
         log.warning(f"could not observe Kafka topics: {err}")
         return []
@@ -270,7 +277,7 @@ def build_supervisor_sensor(
                 run_settings.supervisor_backoff_base_seconds,
                 run_settings.supervisor_backoff_max_seconds,
             )
-        events: list[Any] = _topic_observations(kafka, state, context.log)
+        events: list[Any] = _topic_observations(kafka, state, context.log, decision.ends)
         if decision.lag is not None:
             events += lag_evaluations(decision.lag, clock(), run_settings.lag_warn_records, state.lag_check)
         if decision.action == "launch":
