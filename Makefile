@@ -69,9 +69,10 @@ test: setup
 	@$(BIN)/python tools/audit_deps.py
 	@$(BIN)/pytest -q
 
-lint: setup
+lint: setup ## ruff, and `dg check defs` (the code location loads)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
+	@VIRTUAL_ENV=$(abspath $(VENV)) PYTHONWARNINGS=ignore $(BIN)/dg check defs
 
 fmt: setup
 	@$(BIN)/ruff format .

@@ -1,7 +1,10 @@
-"""The Dagster code location: `defs` assembles what `defs/` defines, grouped by integration.
+"""The Dagster code location: `defs` merges what each integration under `defs/` defines.
 
-Loaded by `dagster dev -w workspace.yaml` (and `dagster definitions validate`). Settings are
-read once here, from the environment of the process that loads the code; resources take
+Loaded by `dagster dev -w workspace.yaml`, `dagster definitions validate` and `dg check defs` /
+`dg list defs` (`[tool.dg]` in pyproject.toml). Each `defs/<integration>/definitions.py` returns
+its own `dg.Definitions`; this module merges them and adds what spans integrations: the
+automation sensor (analytics assets and table checks), the resources and the executor. Settings
+are read once here, from the environment of the process that loads the code; resources take
 their values through `EnvVar` so runs launched by `dagster dev` see the same environment.
 """
 
@@ -9,26 +12,16 @@ from __future__ import annotations
 
 import dagster as dg
 
-from movesmart_dagster.defs.alerts.sensor import build_alert_sensor, run_failure_alerts
+from movesmart_dagster.defs.alerts import definitions as alerts
 from movesmart_dagster.defs.analytics.assets import analytics_definitions
 from movesmart_dagster.defs.automation import automation_sensor
-from movesmart_dagster.defs.catalog.assets import catalog_assets, catalog_job
-from movesmart_dagster.defs.checks.checks import table_checks
-from movesmart_dagster.defs.kafka.assets import kafka_topics
-from movesmart_dagster.defs.kafka.lag import kafka_consumer_lag
-from movesmart_dagster.defs.keys import DEV_SMARTCITY_KEY, TABLE_KEYS
-from movesmart_dagster.defs.maintenance.compaction import compaction_definitions
-from movesmart_dagster.defs.maintenance.snapshots import snapshot_definitions
+from movesmart_dagster.defs.catalog import definitions as catalog
+from movesmart_dagster.defs.checks import definitions as checks
+from movesmart_dagster.defs.kafka import definitions as kafka
+from movesmart_dagster.defs.maintenance import definitions as maintenance
 from movesmart_dagster.defs.partitions import daily_partitions
 from movesmart_dagster.defs.resources import build_resources
-from movesmart_dagster.defs.schedules.schedules import schedules
-from movesmart_dagster.defs.streaming.assets import (
-    table_freshness_checks,
-    table_freshness_sensor,
-    table_specs,
-)
-from movesmart_dagster.defs.streaming.job import streaming_job
-from movesmart_dagster.defs.streaming.supervisor import build_supervisor_sensor
+from movesmart_dagster.defs.streaming import definitions as streaming
 from movesmart_dagster.settings import load_settings
 
 
@@ -36,40 +29,23 @@ def build_defs() -> dg.Definitions:
     settings = load_settings()
     partitions = daily_partitions(settings)
     analytics = analytics_definitions(settings)
-    quality_checks = table_checks(partitions)
-    freshness_checks = table_freshness_checks(settings)
-    compaction = compaction_definitions(partitions)
-    snapshots = snapshot_definitions()
-    return dg.Definitions(
-        assets=[kafka_topics, *table_specs(settings), *catalog_assets(settings), *analytics["assets"]]
-        + [compaction["asset"], snapshots["asset"]],
-        asset_checks=[
-            kafka_consumer_lag,
-            *quality_checks,
-            *freshness_checks,
-            *analytics["checks"],
-            *compaction["checks"],
-        ],
-        jobs=[
-            streaming_job,
-            catalog_job,
-            analytics["job"],
-            compaction["job"],
-            snapshots["job"],
-        ],
-        schedules=[*schedules(), compaction["schedule"], snapshots["schedule"]],
-        sensors=[
-            build_supervisor_sensor(settings),
-            build_alert_sensor([*TABLE_KEYS.values(), DEV_SMARTCITY_KEY]),
-            run_failure_alerts,
-            analytics["sensor"],
-            automation_sensor(
-                dg.AssetSelection.assets(*analytics["assets"]) | dg.AssetSelection.checks(*quality_checks)
-            ),
-            table_freshness_sensor(freshness_checks),
-        ],
-        resources=build_resources(),
-        executor=dg.in_process_executor,  # one process per run: a run's Spark session is shared
+    quality = checks.definitions(partitions)
+    automated = dg.AssetSelection.assets(*(analytics.assets or [])) | dg.AssetSelection.checks(
+        *(quality.asset_checks or [])
+    )
+    return dg.Definitions.merge(
+        kafka.definitions(),
+        streaming.definitions(settings),
+        quality,
+        catalog.definitions(settings),
+        analytics,
+        maintenance.definitions(partitions),
+        alerts.definitions(),
+        dg.Definitions(
+            sensors=[automation_sensor(automated)],
+            resources=build_resources(),
+            executor=dg.in_process_executor,  # one process per run: a run's Spark session is shared
+        ),
     )
 
 

@@ -79,6 +79,40 @@ def test_definitions_match_snapshot():
     assert current == committed
 
 
+def test_dg_checks_and_lists_the_code_location(tmp_path):
+    """`dg check defs` and `dg list defs` (`[tool.dg]` in pyproject.toml) load the same code
+    location as `dagster dev -w workspace.yaml`: every asset, check, job, schedule and sensor."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "MOVESMART_HOME": str(tmp_path / "home"), "VIRTUAL_ENV": str(bin_dir.parent)}
+    root = Path(__file__).resolve().parents[1]
+    check = subprocess.run(
+        [str(bin_dir / "dg"), "check", "defs"], cwd=root, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert check.returncode == 0 and "All definitions loaded successfully" in check.stdout, check.stderr[
+        -3000:
+    ]
+    listed = subprocess.run(
+        [str(bin_dir / "dg"), "list", "defs", "--json"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    found = json.loads(listed.stdout)
+    repo = defs.get_repository_def()
+    assert {a["asset_key"] for a in found["assets"]} == {
+        k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()
+    }
+    assert {j["name"] for j in found["jobs"]} == {
+        j.name for j in repo.get_all_jobs() if j.name != "__ASSET_JOB"
+    }
+    assert {s["name"] for s in found["schedules"]} == {s.name for s in repo.schedule_defs}
+    assert {s["name"] for s in found["sensors"]} == {s.name for s in repo.sensor_defs}
+    assert len(found["asset_checks"]) == len(repo.asset_graph.asset_check_keys)
+
+
 def test_contract_names():
     repo = defs.get_repository_def()
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}

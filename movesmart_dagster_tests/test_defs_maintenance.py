@@ -92,8 +92,8 @@ def test_a_closed_day_of_small_appends_is_compacted_and_checked(
         # (a run of checks alone infers no partitions definition: the day is given as the run's tag)
         checks = compaction.compaction_definitions(daily_partitions(settings))
         first = dg.materialize(
-            [checks["asset"], *checks["checks"]],
-            selection=dg.AssetSelection.checks(*checks["checks"]),
+            [*checks.assets, *checks.asset_checks],
+            selection=dg.AssetSelection.checks(*checks.asset_checks),
             tags={"dagster/partition": DAY},
             instance=instance,
             resources=build_resources(),

@@ -118,7 +118,7 @@ def _analytics_asset(
     return _asset
 
 
-def analytics_definitions(settings: Settings) -> dict[str, Any]:
+def analytics_definitions(settings: Settings) -> dg.Definitions:
     """Assets, job, freshness checks and their sensor, from the settings."""
     partitions = daily_partitions(settings)  # the tables' own
     automation = analytics_condition(settings)
@@ -143,9 +143,6 @@ def analytics_definitions(settings: Settings) -> dict[str, Any]:
             default_status=dg.DefaultSensorStatus.RUNNING,
         )
     )
-    return {
-        "assets": assets,
-        "job": job,
-        "checks": list(freshness_checks),
-        "sensor": freshness_sensor,
-    }
+    return dg.Definitions(
+        assets=assets, jobs=[job], asset_checks=freshness_checks, sensors=[freshness_sensor]
+    )

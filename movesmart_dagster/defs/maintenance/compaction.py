@@ -240,7 +240,7 @@ def maintenance_schedule(job: Any, partitions: dg.DailyPartitionsDefinition) -> 
     return _schedule
 
 
-def compaction_definitions(partitions: dg.DailyPartitionsDefinition) -> dict[str, Any]:
+def compaction_definitions(partitions: dg.DailyPartitionsDefinition) -> dg.Definitions:
     asset = compaction_asset(partitions)
     with warnings.catch_warnings():
         # a partitioned asset check is a preview feature of Dagster 1.13, and the one way a check's
@@ -253,9 +253,6 @@ def compaction_definitions(partitions: dg.DailyPartitionsDefinition) -> dict[str
         executor_def=dg.in_process_executor,
         description="Compact one closed day of every table, then check each table's files of that day.",
     )
-    return {
-        "asset": asset,
-        "checks": checks,
-        "job": job,
-        "schedule": maintenance_schedule(job, partitions),
-    }
+    return dg.Definitions(
+        assets=[asset], asset_checks=checks, jobs=[job], schedules=[maintenance_schedule(job, partitions)]
+    )

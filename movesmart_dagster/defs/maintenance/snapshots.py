@@ -86,5 +86,7 @@ table_snapshots_schedule = dg.ScheduleDefinition(
 )
 
 
-def snapshot_definitions() -> dict[str, Any]:
-    return {"asset": table_snapshots, "job": table_snapshots_job, "schedule": table_snapshots_schedule}
+def snapshot_definitions() -> dg.Definitions:
+    return dg.Definitions(
+        assets=[table_snapshots], jobs=[table_snapshots_job], schedules=[table_snapshots_schedule]
+    )
