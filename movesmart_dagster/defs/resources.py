@@ -13,11 +13,13 @@ import os
 import sys
 import time
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
+import dagster_duckdb
 from dagster_aws.s3 import S3Resource
 from pydantic import Field as PField
 
@@ -373,10 +375,16 @@ class RedshiftResource(_SettingsResource):
 # --- DuckDB ---------------------------------------------------------------------------------
 
 
-class DuckDBResource(_SettingsResource):
-    """The embedded query engine: a persistent DuckDB file under MOVESMART_HOME with views on the tables."""
+class DuckDBResource(_SettingsResource, dagster_duckdb.DuckDBResource):
+    """The embedded query engine: dagster-duckdb's resource (its connection config, its retries
+    while another process holds the file's lock) with the tables' views on every connection.
+
+    `database` is in-memory by default, so checks never hold the lock of the persistent file;
+    `views(persistent=True)` opens the persistent file under MOVESMART_HOME that `movesmart query`
+    reads (`catalog/dev_smartcity` writes its views there)."""
 
     _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
+    database: str = PField(default=":memory:", description="DuckDB database of the checks' connections")
     home: str | None = None
     warehouse_uri: str | None = None
     s3_endpoint: str | None = None
@@ -386,18 +394,22 @@ class DuckDBResource(_SettingsResource):
     def database_path(self) -> Path:
         return self.settings().home_dir / "movesmart.duckdb"
 
-    def connect(self, persistent: bool = False, day: str | None = None) -> Any:
-        """A connection with one view per table in `main` and `dev_smartcity` (`movesmart_dagster.tables`);
-        with `day`, views over that day's partition only.
-
-        In-memory by default, so checks never hold the lock of the persistent file.
-        """
+    @contextmanager
+    def views(self, day: str | None = None, persistent: bool = False) -> Iterator[Any]:
+        """A connection with one view per table in `main` and `dev_smartcity`
+        (`movesmart_dagster.tables`); with `day`, views over that day's partition only."""
         from movesmart_dagster import tables
 
-        database = str(self.database_path) if persistent else ":memory:"
+        source: dagster_duckdb.DuckDBResource = self
         if persistent:
             self.database_path.parent.mkdir(parents=True, exist_ok=True)
-        return tables.connect(self.settings(), database=database, day=day)
+            source = dagster_duckdb.DuckDBResource(
+                database=str(self.database_path), connection_config=self.connection_config
+            )
+        with source.get_connection() as con:
+            con.execute("SET TimeZone = 'UTC'")
+            tables.register_views(con, self.settings(), day=day)
+            yield con
 
 
 # --- alerts -----------------------------------------------------------------------------------

@@ -94,11 +94,8 @@ def _analytics_asset(
         settings = spark.settings()
         days = context.partition_keys
         for day in days:
-            con = duckdb.connect(day=day)  # that day's files only
-            try:
+            with duckdb.views(day=day) as con:  # that day's files only
                 failed = quality.gate(con, [table], day, settings.quarantine_max_share)
-            finally:
-                con.close()
             if failed:
                 raise dg.Failure(
                     description=f"{table} event_date={day} fails its quality rules; not computing {name}",

@@ -84,20 +84,17 @@ def glue_tables(context: dg.AssetExecutionContext, catalog: CatalogResource) -> 
 
 
 def create_local_schema(duckdb: DuckDBResource, settings: Settings) -> dict[str, int]:
-    """`dev_smartcity` (and `main`) views in the persistent DuckDB file, through `tables.connect`;
+    """`dev_smartcity` (and `main`) views in the persistent DuckDB file (`DuckDBResource.views`);
     returns the row count of each table as `dev_smartcity.<table>` answers it (the verification)."""
     schema = settings.redshift_schema
-    con = duckdb.connect(persistent=True)
-    try:
-        if schema != "dev_smartcity":  # tables.connect names the schema dev_smartcity; mirror it
+    with duckdb.views(persistent=True) as con:
+        if schema != "dev_smartcity":  # the views are named in dev_smartcity; mirror them
             from movesmart_dagster.tables import register_views
 
             register_views(con, settings, ("main", schema))
         return {
             t: int(con.execute(f'select count(*) from "{schema}"."{t}"').fetchone()[0]) for t in ALL_TABLES
         }
-    finally:
-        con.close()
 
 
 def dev_smartcity(

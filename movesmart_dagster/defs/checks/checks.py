@@ -1,7 +1,7 @@
 """Per-day asset checks on every table.
 
 The checks are partitioned like the tables (the one daily partitions definition): a check
-result belongs to one day, reads only that day's files (`tables.connect(day=...)`: the Iceberg
+result belongs to one day, reads only that day's files (`DuckDBResource.views(day=...)`: the Iceberg
 scan plan prunes to the partition) and a new materialization of that day clears it. The
 automation sensor (`defs/automation.py`) runs them for the days that changed since their last
 result, so the cost of a round follows the new data, not the history; a failing day blocks that
@@ -76,8 +76,7 @@ def _table_check(table: str, partitions: dg.DailyPartitionsDefinition) -> dg.Ass
     ) -> Iterator[dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
         day = context.partition_key
-        con = duckdb.connect(day=day)  # views over that day's files only
-        try:
+        with duckdb.views(day=day) as con:  # views over that day's files only
             if table == QUARANTINE_TABLE:
                 share = duckdb.settings().quarantine_max_share
                 yield _result(table, quality.evaluate_quarantine(con, share, day))
@@ -85,8 +84,6 @@ def _table_check(table: str, partitions: dg.DailyPartitionsDefinition) -> dg.Ass
                 for r in quality.evaluate_table(con, table, day):  # one scan answers every rule
                     if r.name in selected:
                         yield _result(table, r)
-        finally:
-            con.close()
 
     return _check
 
