@@ -135,3 +135,25 @@ def test_the_old_start_date_variable_is_refused_with_its_new_name(clean_env, mon
         SettingsError, match="MOVESMART_ANALYTICS_START_DATE was renamed MOVESMART_START_DATE"
     ):
         load_settings()
+
+
+def test_resources_carry_settings_declared_once(clean_env, tmp_path):
+    """A resource's settings config comes from `Settings` (named once in `carrying`): each field is
+    described by its variable, unset means the settings default, and a launchpad value is
+    validated by the same rules as the variable (a bad one names the variable)."""
+    from movesmart_dagster.defs.resources import build_resources
+    from movesmart_dagster.settings import SettingsError
+
+    carried = {name: r for name, r in build_resources().items() if getattr(r, "_FIELDS", ())}
+    assert set(carried) == {"kafka", "spark", "warehouse", "catalog", "redshift", "duckdb"}
+    for resource in carried.values():
+        fields = type(resource).model_fields
+        for name in resource._FIELDS:
+            alias = Settings.model_fields[name].alias
+            assert fields[name].description.startswith(alias), (type(resource).__name__, name)
+            assert getattr(resource, name) is None  # nothing set: the settings default
+        assert resource.settings().model_dump() == load_settings().model_dump()
+    spark = type(carried["spark"])(home=str(tmp_path / "h"), spark_driver_memory="3g")
+    assert spark.settings().home_dir == tmp_path / "h" and spark.settings().spark_driver_memory == "3g"
+    with pytest.raises(SettingsError, match="MOVESMART_SPARK_DRIVER_MEMORY='2gb'"):
+        type(carried["spark"])(spark_driver_memory="2gb").settings()

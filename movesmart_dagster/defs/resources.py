@@ -5,7 +5,9 @@ validation. A resource field is set to `EnvVar(<variable>)` when that variable i
 in the environment of the process that loads the definitions (so the UI shows where the
 value comes from and no value — least of all a secret — is written in code), and to the
 settings default otherwise. At run time each resource turns its fields back into a
-`Settings` (`self.settings()`), so every consumer sees the same validated view.
+`Settings` (`self.settings()`), so every consumer sees the same validated view. A resource
+names the settings it carries once (`carrying(...)`); their types, defaults and variables are
+declared in `Settings` only.
 """
 
 import json
@@ -20,6 +22,7 @@ from typing import Any, ClassVar
 
 import dagster as dg
 import dagster_duckdb
+import pydantic
 from dagster_aws.s3 import S3Resource
 from pydantic import Field as PField
 
@@ -53,7 +56,7 @@ def settings_with(overrides: Mapping[str, Any]) -> Settings:
 class _SettingsResource(dg.ConfigurableResource):
     """Base: subclasses name the settings fields they carry; `settings()` rebuilds Settings."""
 
-    _FIELDS: ClassVar[tuple[str, ...]] = ()
+    _FIELDS: ClassVar[tuple[str, ...]] = ()  # set by `carrying`
 
     def settings(self) -> Settings:
         return settings_with({f: getattr(self, f) for f in self._FIELDS})
@@ -65,24 +68,41 @@ class _SettingsResource(dg.ConfigurableResource):
         return cls(**{**kwargs, **extra})
 
 
+def carrying(*fields: str) -> Any:
+    """A resource base class with these `Settings` fields as its config, each declared once, in
+    `Settings`: here every one is an optional string (unset: the settings default applies; set,
+    the value is validated by `Settings` like the variable would be), described by its variable.
+
+    Why strings: the values reach `Settings` as environment variables do (`settings_with`), so a
+    launchpad override is checked by the same rules and reaches a child process the same way."""
+    for f in fields:
+        _alias(f)  # every name is a settings field with a documented variable
+    base = pydantic.create_model(
+        "SettingsFields",
+        __base__=_SettingsResource,
+        **{
+            f: (str | None, PField(default=None, description=f"{_alias(f)} (unset: its default)"))
+            for f in fields
+        },
+    )
+    base._FIELDS = tuple(fields)
+    return base
+
+
 # --- Kafka --------------------------------------------------------------------------------
 
 
-class KafkaResource(_SettingsResource):
-    """The broker through confluent-kafka's AdminClient: topics, end offsets, lag."""
-
-    _FIELDS: ClassVar[tuple[str, ...]] = (
+class KafkaResource(
+    carrying(
         "kafka_bootstrap_servers",
         "kafka_security_protocol",
         "kafka_sasl_mechanism",
         "kafka_sasl_username",
         "kafka_sasl_password",
     )
-    kafka_bootstrap_servers: str | None = None
-    kafka_security_protocol: str | None = None
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+):
+    """The broker through confluent-kafka's AdminClient: topics, end offsets, lag."""
+
     topic_partitions: int = PField(default=3, description="partitions of a topic we create")
     # -1: the broker's default.replication.factor (3 on `stack up --brokers 3`, whose
     # min.insync.replicas=2 would refuse acks=all writes to a topic of one replica)
@@ -172,10 +192,8 @@ def lag_per_topic(
 # --- Spark --------------------------------------------------------------------------------
 
 
-class SparkResource(_SettingsResource):
-    """Spark from the shared builder: master, jars, s3a; and the streaming job's launch line."""
-
-    _FIELDS: ClassVar[tuple[str, ...]] = (
+class SparkResource(
+    carrying(
         "spark_master",
         "spark_driver_memory",
         "jars_dir",
@@ -184,13 +202,8 @@ class SparkResource(_SettingsResource):
         "home",
         "warehouse_uri",
     )
-    spark_master: str | None = None
-    spark_driver_memory: str | None = None
-    jars_dir: str | None = None
-    s3_endpoint: str | None = None
-    aws_region: str | None = None
-    home: str | None = None
-    warehouse_uri: str | None = None
+):
+    """Spark from the shared builder: master, jars, s3a; and the streaming job's launch line."""
 
     def conf(self, app_name: str = "movesmart") -> dict[str, str]:
         from movesmart_dagster.spark_session import spark_conf
@@ -244,23 +257,11 @@ class SparkResource(_SettingsResource):
 # --- warehouse (local folder or S3) ---------------------------------------------------------
 
 
-class WarehouseResource(_SettingsResource):
+class WarehouseResource(
+    carrying("home", "warehouse_uri", "s3_endpoint", "aws_region", "catalog", "glue_database")
+):
     """Where the tables live: a local folder by default, or S3 (AWS, MinIO, the local endpoint)."""
 
-    _FIELDS: ClassVar[tuple[str, ...]] = (
-        "home",
-        "warehouse_uri",
-        "s3_endpoint",
-        "aws_region",
-        "catalog",
-        "glue_database",
-    )
-    catalog: str | None = None
-    glue_database: str | None = None
-    home: str | None = None
-    warehouse_uri: str | None = None
-    s3_endpoint: str | None = None
-    aws_region: str | None = None
     s3: S3Resource
 
     @property
@@ -301,23 +302,10 @@ def s3_resource_from_env() -> S3Resource:
 # --- Glue and Redshift ----------------------------------------------------------------------
 
 
-class CatalogResource(_SettingsResource):
+class CatalogResource(
+    carrying("catalog", "glue_database", "aws_region", "s3_endpoint", "home", "warehouse_uri")
+):
     """The Iceberg catalog of the tables (`tables.catalog`): SQLite under MOVESMART_HOME, or Glue."""
-
-    _FIELDS: ClassVar[tuple[str, ...]] = (
-        "catalog",
-        "glue_database",
-        "aws_region",
-        "s3_endpoint",
-        "home",
-        "warehouse_uri",
-    )
-    catalog: str | None = None  # MOVESMART_CATALOG: local or glue
-    glue_database: str | None = None
-    aws_region: str | None = None
-    s3_endpoint: str | None = None
-    home: str | None = None
-    warehouse_uri: str | None = None
 
     def load(self) -> Any:
         """pyiceberg's catalog of the tables."""
@@ -326,10 +314,8 @@ class CatalogResource(_SettingsResource):
         return load_catalog(self.settings())
 
 
-class RedshiftResource(_SettingsResource):
-    """Redshift through the Data API (provisioned cluster or serverless workgroup)."""
-
-    _FIELDS: ClassVar[tuple[str, ...]] = (
+class RedshiftResource(
+    carrying(
         "redshift_cluster_id",
         "redshift_workgroup",
         "redshift_database",
@@ -339,14 +325,8 @@ class RedshiftResource(_SettingsResource):
         "glue_database",
         "aws_region",
     )
-    redshift_cluster_id: str | None = None
-    redshift_workgroup: str | None = None
-    redshift_database: str | None = None
-    redshift_db_user: str | None = None
-    redshift_iam_role: str | None = None
-    redshift_schema: str | None = None
-    glue_database: str | None = None
-    aws_region: str | None = None
+):
+    """Redshift through the Data API (provisioned cluster or serverless workgroup)."""
 
     @property
     def configured(self) -> bool:
@@ -375,7 +355,9 @@ class RedshiftResource(_SettingsResource):
 # --- DuckDB ---------------------------------------------------------------------------------
 
 
-class DuckDBResource(_SettingsResource, dagster_duckdb.DuckDBResource):
+class DuckDBResource(
+    carrying("home", "warehouse_uri", "s3_endpoint", "aws_region"), dagster_duckdb.DuckDBResource
+):
     """The embedded query engine: dagster-duckdb's resource (its connection config, its retries
     while another process holds the file's lock) with the tables' views on every connection.
 
@@ -383,12 +365,7 @@ class DuckDBResource(_SettingsResource, dagster_duckdb.DuckDBResource):
     `views(persistent=True)` opens the persistent file under MOVESMART_HOME that `movesmart query`
     reads (`catalog/dev_smartcity` writes its views there)."""
 
-    _FIELDS: ClassVar[tuple[str, ...]] = ("home", "warehouse_uri", "s3_endpoint", "aws_region")
     database: str = PField(default=":memory:", description="DuckDB database of the checks' connections")
-    home: str | None = None
-    warehouse_uri: str | None = None
-    s3_endpoint: str | None = None
-    aws_region: str | None = None
 
     @property
     def database_path(self) -> Path:
