@@ -39,7 +39,7 @@ from pathlib import Path
 
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
-from movesmart_dagster.stack.processes import spawn_group, stop_group
+from movesmart_dagster.stack.processes import clear_stopping, mark_stopping, spawn_group, stop_group
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
     settings = load_settings()
+    clear_stopping(settings.home_dir)  # left by a `make dev` that was killed while stopping
     broker = KafkaBroker(settings)
     started_broker = not broker.status().running
     status = broker.up()
@@ -195,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     dagster_home.mkdir(parents=True, exist_ok=True)
     ensure_instance_yaml(dagster_home)
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "MOVESMART_HOME": str(settings.home_dir)}
-    # `dagster dev` warns at each start that `dg dev` supersedes it; dg (dagster-dg-cli) is not installed
+    # `dagster dev` warns at each start that `dg dev` supersedes it; `make dev` keeps
+    # `dagster dev -w workspace.yaml` (dg serves `dg check defs` / `dg list defs` here)
     superseded = "ignore:Function `dev_command` is superseded"
     dev_env = {**env, "PYTHONWARNINGS": ",".join(filter(None, (env.get("PYTHONWARNINGS"), superseded)))}
     logs = settings.home_dir / "logs"
@@ -256,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         stopping = True
     finally:
         print("stopping ...", flush=True)
+        mark_stopping(settings.home_dir)  # the supervisor replaces no run stopped from here on
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
         if sim is not None:
             stop_group(sim, signal.SIGTERM, 30)
@@ -269,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         _cancel_runs(dagster_home, 5)
         if started_broker:
             broker.down()
+        clear_stopping(settings.home_dir)
         print("stopped" if stopping else "stopped (after an error)", flush=True)
     return code
 

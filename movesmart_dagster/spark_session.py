@@ -8,6 +8,7 @@ that configuration; it also feeds the `spark-submit` command line built for Dags
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from movesmart_dagster.settings import Settings
@@ -37,6 +38,9 @@ def archive_option(settings: Settings) -> str | None:
     return None
 
 
+# the driver's logging: warnings to stderr without Spark's start-up notices
+LOG4J_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+
 # HotSpot's (JDK 17-25) defaults for tier 4 (C2) compilation
 _C2_THRESHOLDS = {"Invocation": 5_000, "Compile": 15_000, "BackEdge": 40_000}
 
@@ -58,6 +62,7 @@ def driver_java_options(settings: Settings, cds: bool = True) -> str:
     """
     options = [
         "-Duser.timezone=UTC",
+        f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         "-XX:+UseParallelGC",
         *(f"-XX:Tier4{name}Threshold={30 * default}" for name, default in _C2_THRESHOLDS.items()),
     ]

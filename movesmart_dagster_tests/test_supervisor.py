@@ -9,6 +9,8 @@ sensor's injected clock (or `decide(now=...)`), never by sleeping.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -30,6 +32,7 @@ from movesmart_dagster.defs.streaming.supervisor import (
 from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import load_settings
+from movesmart_dagster.stack.processes import clear_stopping, mark_stopping, stopping_marker
 from movesmart_dagster.streaming.progress import BatchProgress, TableProgress, append
 
 
@@ -117,6 +120,21 @@ def test_nothing_running_launches(instance, env):
     assert len(data.run_requests) == 1
     assert data.run_requests[0].tags["movesmart/launched_by"] == "streaming_supervisor"
     assert "no active streaming run (no run yet)" in data.run_requests[0].tags["movesmart/reason"]
+
+
+def test_nothing_is_launched_while_make_dev_stops(instance, env):
+    """After Ctrl-C, `make dev` stops the streaming run; a tick in between must not replace it.
+    A marker left by a `make dev` that no longer lives means nothing."""
+    home = Path(env["MOVESMART_HOME"])
+    mark_stopping(home)  # this process: alive
+    data = _tick(instance, env)
+    assert not data.run_requests and data.skip_message.startswith("[wait] the platform is stopping")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stopping_marker(home).write_text(str(dead.pid))
+    assert len(_tick(instance, env, data.cursor).run_requests) == 1
+    clear_stopping(home)
+    assert not stopping_marker(home).exists()
 
 
 def test_already_running_waits(instance, env, produced):

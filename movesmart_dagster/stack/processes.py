@@ -123,6 +123,32 @@ class PidFile:
 # --- process groups: one way to start a child tree and to stop all of it ----------------------
 
 
+def stopping_marker(home: Path) -> Path:
+    return home / "run" / "stopping.pid"
+
+
+def mark_stopping(home: Path) -> None:
+    """Say that the platform started from `home` is stopping (`make dev` after Ctrl-C): while
+    this process lives, the supervisor launches no new streaming run."""
+    marker = stopping_marker(home)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(str(os.getpid()))
+
+
+def clear_stopping(home: Path) -> None:
+    stopping_marker(home).unlink(missing_ok=True)
+
+
+def platform_stopping(home: Path) -> bool:
+    """True while the process that marked `home` as stopping is alive (a marker left by a killed
+    `make dev` means nothing)."""
+    try:
+        pid = int(stopping_marker(home).read_text())
+    except (OSError, ValueError):
+        return False
+    return pid_alive(pid)
+
+
 def spawn_group(
     cmd: list[str],
     log_file: Path | None = None,

@@ -33,6 +33,7 @@ from movesmart_dagster.defs.resources import KafkaResource, SparkResource, lag_p
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import Settings
+from movesmart_dagster.stack.processes import platform_stopping
 
 OBSERVE_EVERY_S = 60.0
 FAILED_STATUSES = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
@@ -184,6 +185,9 @@ def decide(
     state.lag_since = None  # a new run gets a window of its own (it counts from its start)
     last_run = runs[0] if runs else None
     previous = f"last run {last_run.run_id[:8]} {last_run.status.value}" if last_run else "no run yet"
+    if platform_stopping(settings.home_dir):
+        # `make dev` is stopping: the run it just stopped must not be replaced behind its back
+        return Decision("wait", f"the platform is stopping ({previous}): launching nothing")
     if now < state.next_launch_at:
         return Decision(
             "backoff",
