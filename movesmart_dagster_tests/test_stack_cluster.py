@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
@@ -89,7 +90,14 @@ def test_three_brokers_replicate_topics_and_stop_together(tmp_path):
         # the simulator's topics (created with the brokers' defaults): 3 replicas, all in sync, min ISR 2
         settings = load_settings(env)
         ensure_topics(settings)
+        # created topics reach every broker's metadata a moment later (KRaft propagates them)
+        deadline = time.monotonic() + 60
         state = replica_state(settings)
+        while ({t for t, _ in state} != set(TOPICS) or set(state.values()) != {(3, 3)}) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+            state = replica_state(settings)
         assert {t for t, _ in state} == set(TOPICS)
         assert set(state.values()) == {(3, 3)}, state
         assert _min_insync(bootstrap, TOPICS) == dict.fromkeys(TOPICS, "2")
