@@ -21,6 +21,7 @@ import pytest
 
 from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.checks.checks import day_checks_job
+from movesmart_dagster.defs.resources import SparkResource
 from movesmart_dagster.schemas import ALL_TABLES, TABLES
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
@@ -210,8 +211,6 @@ def test_dagster_definitions_validate(tmp_path):
 
 
 def test_spark_resource_builds_the_launch_commands(monkeypatch, tmp_path):
-    from movesmart_dagster.defs.resources import SparkResource
-
     monkeypatch.setenv("MOVESMART_HOME", str(tmp_path))
     spark = SparkResource(spark_master="local[2]", s3_endpoint="http://127.0.0.1:9999")
     cmd = spark.streaming_command("5 seconds", max_offsets_per_trigger=1000)
@@ -227,6 +226,32 @@ def test_spark_resource_builds_the_launch_commands(monkeypatch, tmp_path):
     assert "spark.hadoop.fs.s3a.endpoint=http://127.0.0.1:9999" in submit
     assert submit[-2:] == ["movesmart_dagster/streaming/job.py", "--available-now"]
     assert spark.child_env()["MOVESMART_SPARK_MASTER"] == "local[2]"
+
+
+def test_spark_resource_is_dagster_pysparks_lazy_resource(monkeypatch, tmp_path):
+    """dagster-pyspark's interface: `spark_session` built lazily in the run, from our settings
+    (jars, the Iceberg catalog) with `spark_config` on top; the extras also reach the job's child."""
+    from dagster_pyspark import LazyPySparkResource
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path))
+    spark = SparkResource(spark_config={"spark.sql.shuffle.partitions": "3", "spark.movesmart.probe": "on"})
+    assert isinstance(spark, LazyPySparkResource)
+    seen: dict[str, str] = {}
+
+    @dg.asset
+    def probe(spark: SparkResource) -> None:
+        conf = spark.spark_session.conf
+        for key in ("spark.sql.shuffle.partitions", "spark.movesmart.probe", "spark.sql.catalog.movesmart"):
+            seen[key] = conf.get(key)
+
+    assert dg.materialize([probe], resources={"spark": spark}).success
+    assert seen == {
+        "spark.sql.shuffle.partitions": "3",
+        "spark.movesmart.probe": "on",
+        "spark.sql.catalog.movesmart": "org.apache.iceberg.spark.SparkCatalog",
+    }
+    cmd = spark.streaming_command("1 second")
+    assert cmd[-4:] == ["--conf", "spark.sql.shuffle.partitions=3", "--conf", "spark.movesmart.probe=on"]
 
 
 def test_resources_take_values_through_envvar(monkeypatch):

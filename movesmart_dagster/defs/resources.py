@@ -24,6 +24,7 @@ import dagster as dg
 import dagster_duckdb
 import pydantic
 from dagster_aws.s3 import S3Resource
+from dagster_pyspark import LazyPySparkResource
 from pydantic import Field as PField
 
 from movesmart_dagster.settings import Settings, load_settings
@@ -201,25 +202,48 @@ class SparkResource(
         "aws_region",
         "home",
         "warehouse_uri",
-    )
+    ),
+    LazyPySparkResource,
 ):
-    """Spark from the shared builder: master, jars, s3a; and the streaming job's launch line."""
+    """dagster-pyspark's lazy resource (`spark_session`, `spark_context`, `spark_config`), with the
+    session built by our one builder from the settings; and the streaming job's launch line.
+
+    Why our builder under dagster-pyspark's interface: the jars, S3A and the Iceberg catalog must
+    be set before the JVM starts and a reused session's catalog reset (`spark_session.build_spark`);
+    `spark_config` holds only what a user adds on top (the launchpad's place for it), for every
+    session this resource builds and for the streaming job it launches (`--conf`)."""
+
+    spark_config: dict[str, Any] = PField(
+        default_factory=dict, description="Spark settings on top of those derived from the settings"
+    )
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
 
     def conf(self, app_name: str = "movesmart") -> dict[str, str]:
         from movesmart_dagster.spark_session import spark_conf
 
-        return spark_conf(self.settings(), app_name)
+        return {**spark_conf(self.settings(), app_name), **self.extra_conf()}
+
+    def extra_conf(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.spark_config.items()}
 
     def session(self, app_name: str = "movesmart-dagster") -> Any:
         """A SparkSession (reused within a run worker; stopped by the run's end)."""
         from movesmart_dagster.spark_session import build_spark
 
-        return build_spark(self.settings(), app_name)
+        return build_spark(self.settings(), app_name, extra=self.extra_conf())
+
+    def _init_session(self) -> None:  # behind dagster-pyspark's `spark_session`/`spark_context`
+        if self._spark_session is None:
+            self._spark_session = self.session()
 
     def streaming_command(
         self, trigger_interval: str, max_offsets_per_trigger: int | None = None, available_now: bool = False
     ) -> list[str]:
-        """The streaming job as a child process (it builds its own session from the settings)."""
+        """The streaming job as a child process (it builds its own session from the settings,
+        with `spark_config` on top)."""
         cmd = [sys.executable, "-u", "-m", "movesmart_dagster.streaming.job"]
         if available_now:
             cmd.append("--available-now")
@@ -227,6 +251,8 @@ class SparkResource(
             cmd += ["--trigger-interval", trigger_interval]
         if max_offsets_per_trigger:
             cmd += ["--max-offsets-per-trigger", str(max_offsets_per_trigger)]
+        for key, value in self.extra_conf().items():
+            cmd += ["--conf", f"{key}={value}"]
         return cmd
 
     def spark_submit_command(self, script: str, args: list[str] | None = None) -> list[str]:

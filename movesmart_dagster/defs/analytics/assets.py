@@ -124,8 +124,7 @@ def analytics_definitions(settings: Settings) -> dg.Definitions:
         ANALYTICS_JOB_NAME,
         # each asset gates its days on the quality rules itself (a range run covers many days,
         # which the per-day checks, one day per run, cannot join)
-        selection=dg.AssetSelection.assets(*assets).without_checks(),
-        partitions_def=partitions,
+        selection=dg.AssetSelection.assets(*assets).without_checks(),  # partitions: the assets'
         executor_def=dg.in_process_executor,  # one Spark session for the four assets
         description="The four daily analytics for one day (or a range, as a single run).",
     )
