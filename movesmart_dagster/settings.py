@@ -4,7 +4,9 @@ Why one object: the simulator, the streaming job, the Dagster resources and the 
 need the same facts (where Kafka is, where the warehouse is). Reading them in one place
 means one validation, one default, one error message per bad value — and no module
 inventing its own variable names. Values come from the environment and, when present,
-a `.env` file in the working directory. Credentials are never settings of ours: AWS
+a `.env` file in the working directory: `load_env_file` puts its values into the process
+environment (the environment winning), as `dagster dev` does for its code locations, so the
+CLI, the definitions, the resources and every child they start read one environment. Credentials are never settings of ours: AWS
 credentials come from the default provider chain; the Kafka SASL password is read from
 the environment and kept as a secret (never printed).
 """
@@ -43,8 +45,6 @@ class Settings(BaseSettings):
     # name too (populate_by_name) made `home` come from $HOME; case-insensitive matching would
     # accept names the README never shows.
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
         extra="ignore",
         case_sensitive=True,
         frozen=True,
@@ -389,14 +389,26 @@ class Settings(BaseSettings):
         return opts
 
 
+ENV_FILE = ".env"
+
+
+def load_env_file(path: str | Path = ENV_FILE) -> None:
+    """Values of a `.env` file (in the working directory by default) into the process
+    environment; a variable already set keeps its value."""
+    from dotenv import load_dotenv
+
+    load_dotenv(path, override=False, encoding="utf-8")
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read settings from `env` (default: the process environment and `.env`).
+    """Read settings from `env` (default: the process environment, `.env` loaded into it).
 
     A malformed value raises SettingsError whose message names the variable, e.g.
     `KAFKA_BOOTSTRAP_SERVERS='nope': expected host:port[,host:port...]`.
     """
     try:
         if env is None:
+            load_env_file()
             return Settings()
         # explicit env: ignore the process environment and .env so tests are hermetic
         fields = {f.alias: f for f in Settings.model_fields.values() if f.alias}

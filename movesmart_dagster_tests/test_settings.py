@@ -157,3 +157,31 @@ def test_resources_carry_settings_declared_once(clean_env, tmp_path):
     assert spark.settings().home_dir == tmp_path / "h" and spark.settings().spark_driver_memory == "3g"
     with pytest.raises(SettingsError, match="MOVESMART_SPARK_DRIVER_MEMORY='2gb'"):
         type(carried["spark"])(spark_driver_memory="2gb").settings()
+
+
+def test_dot_env_reaches_the_cli_the_resources_and_their_children_alike(clean_env, monkeypatch, tmp_path):
+    """A `.env` in the working directory is read the same way by the settings, the CLI, the
+    resources and a child job's environment; a variable set in the environment wins over it."""
+    from movesmart_dagster.defs.resources import build_resources
+
+    (clean_env / ".env").write_text("MOVESMART_SPARK_MASTER=local[3]\nMOVESMART_HOME=from-dot-env\n")
+    monkeypatch.setenv("MOVESMART_SPARK_MASTER", "")  # so the value .env puts there is removed after
+    monkeypatch.delenv("MOVESMART_SPARK_MASTER")
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "from-environment"))
+    assert load_settings().spark_master == "local[3]"
+    spark = build_resources()["spark"].process_config_and_initialize()  # EnvVar fields resolved
+    assert spark.settings().spark_master == "local[3]"
+    assert spark.child_env()["MOVESMART_SPARK_MASTER"] == "local[3]"
+    assert spark.settings().home_dir == tmp_path / "from-environment"
+    env = {k: v for k, v in os.environ.items() if k not in ("MOVESMART_SPARK_MASTER", "MOVESMART_HOME")}
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"  # nothing listens: status only
+    done = subprocess.run(
+        [sys.executable, "-m", "movesmart_dagster.cli", "stack", "status"],
+        cwd=clean_env,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"home    {clean_env / 'from-dot-env'}\n" in done.stdout, done.stdout

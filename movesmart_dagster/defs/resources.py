@@ -27,7 +27,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field as PField
 
-from movesmart_dagster.settings import Settings, load_settings
+from movesmart_dagster.settings import Settings, load_env_file, load_settings
 
 # --- settings <-> resource fields --------------------------------------------------------
 
@@ -452,7 +452,8 @@ class AlertResource(dg.ConfigurableResource):
 
 
 def build_resources() -> dict[str, Any]:
-    """All resources, configured from the environment of the loading process."""
+    """All resources, configured from the environment of the loading process (`.env` in it)."""
+    load_env_file()
     s3 = s3_resource_from_env()
     webhook = (
         dg.EnvVar("MOVESMART_ALERT_WEBHOOK_URL") if "MOVESMART_ALERT_WEBHOOK_URL" in os.environ else None
