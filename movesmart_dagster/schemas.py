@@ -206,13 +206,6 @@ def columns_for_table(table: str) -> list[tuple[str, str]]:
     return table_columns(RECORDS_BY_NAME[table.removesuffix("_data")])
 
 
-def glue_columns(table: str) -> list[dict[str, str]]:
-    """Glue `StorageDescriptor.Columns` for a table (the partition key is separate)."""
-    return [{"Name": n, "Type": t} for n, t in columns_for_table(table)]
-
-
-GLUE_PARTITION_KEYS: list[dict[str, str]] = [{"Name": PARTITION_COLUMN, "Type": "string"}]
-
 # --- derived: Spark --------------------------------------------------------------------
 
 
@@ -232,13 +225,6 @@ def _spark_type(hive: str) -> DataType:
     return T.StructType(
         [T.StructField(f.name, T.DoubleType()) for f in LOCATION_FIELDS]
     )  # the only struct we have: location
-
-
-def spark_record_schema(record: RecordSchema) -> StructType:
-    """The record's fields as Spark types (what a valid payload parses to)."""
-    from pyspark.sql import types as T
-
-    return T.StructType([T.StructField(f.name, _spark_type(hive_type(f))) for f in record.fields])
 
 
 def spark_table_schema(table: str) -> StructType:
@@ -287,16 +273,3 @@ _DUCKDB = {
 
 def duckdb_columns(table: str) -> list[tuple[str, str]]:
     return [(n, _DUCKDB[t]) for n, t in columns_for_table(table)]
-
-
-# --- derived: Redshift Spectrum / Athena external-table DDL ----------------------------
-
-
-def external_table_ddl(table: str, schema: str, location: str) -> str:
-    """CREATE EXTERNAL TABLE for Redshift Spectrum (also valid Athena/Hive DDL shape)."""
-    cols = ",\n  ".join(f'"{n.lower()}" {t}' for n, t in columns_for_table(table))
-    return (
-        f"CREATE EXTERNAL TABLE {schema}.{table} (\n  {cols}\n)\n"
-        f"PARTITIONED BY ({PARTITION_COLUMN} string)\n"
-        f"STORED AS PARQUET\nLOCATION '{location.rstrip('/')}/{table}/';"
-    )

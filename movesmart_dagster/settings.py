@@ -317,14 +317,6 @@ class Settings(BaseSettings):
         return self.home_dir / "streaming" / "progress.jsonl"
 
     @property
-    def kafka_port(self) -> int:
-        return int(self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[1])
-
-    @property
-    def kafka_host(self) -> str:
-        return self.kafka_bootstrap_servers.split(",")[0].rsplit(":", 1)[0]
-
-    @property
     def kafka_addresses(self) -> list[tuple[str, int]]:
         """Every (host, port) of KAFKA_BOOTSTRAP_SERVERS, in order."""
         return [

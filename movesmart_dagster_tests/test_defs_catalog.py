@@ -178,7 +178,4 @@ def test_warehouse_resource_lists_the_days_of_the_current_snapshot(tmp_path, mon
     stray = tmp_path / "home" / "warehouse" / "smartcity" / "gps_data" / "data" / "event_day=2099-01-01"
     stray.mkdir(parents=True)  # a folder no snapshot references: not a day of the table
     assert local.list_partitions("gps_data") == ["2024-04-01", "2024-04-02"]
-    assert (
-        local.table_uri("gps_data") == (tmp_path / "home" / "warehouse" / "smartcity" / "gps_data").as_uri()
-    )
     assert local.local_path("gps_data") == tmp_path / "home" / "warehouse" / "gps_data"

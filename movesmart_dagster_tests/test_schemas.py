@@ -15,7 +15,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import types as T
 
 from movesmart_dagster import contract, schemas
 from movesmart_dagster.schemas import (
@@ -39,16 +38,6 @@ SEED_FIELDS = {
 }
 
 # One expected type per FieldType in every target system.
-_LOC_SPARK = T.StructType(
-    [T.StructField("latitude", T.DoubleType()), T.StructField("longitude", T.DoubleType())]
-)
-SPARK = {
-    FieldType.STRING: T.StringType(),
-    FieldType.DOUBLE: T.DoubleType(),
-    FieldType.INT: T.IntegerType(),
-    FieldType.TIMESTAMP: T.TimestampType(),
-    FieldType.LOCATION: _LOC_SPARK,
-}
 ARROW = {
     FieldType.STRING: pa.string(),
     FieldType.DOUBLE: pa.float64(),
@@ -82,13 +71,6 @@ def test_records_carry_the_seed_names_topics_and_tables():
     for r in RECORDS:
         assert [f.name for f in r.fields if f.required] == ["id", "deviceId", "timestamp"]
         assert schemas.RECORDS_BY_TOPIC[r.topic] is r and schemas.RECORDS_BY_NAME[r.name] is r
-
-
-@pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.name)
-def test_spark_record_schema_in_step(record):
-    spark = schemas.spark_record_schema(record)
-    assert spark.fieldNames() == record.field_names
-    assert [f.dataType for f in spark.fields] == [SPARK[f.type] for f in record.fields]
 
 
 @pytest.mark.parametrize("table", ALL_TABLES)
@@ -157,23 +139,6 @@ def test_duckdb_reads_the_arrow_form_as_the_duckdb_form(table, tmp_path):
     assert [n for n, _ in schemas.duckdb_columns(table)] == [n for n, _ in _expected_columns(table)]
 
 
-@pytest.mark.parametrize("table", ALL_TABLES)
-def test_glue_columns_in_step(table):
-    assert schemas.glue_columns(table) == [{"Name": n, "Type": t} for n, t in _expected_columns(table)]
-    assert schemas.GLUE_PARTITION_KEYS == [{"Name": PARTITION_COLUMN, "Type": "string"}]
-
-
-@pytest.mark.parametrize("table", ALL_TABLES)
-def test_external_table_ddl_in_step(table):
-    ddl = schemas.external_table_ddl(table, "dev_smartcity", "s3://lake/city/")
-    assert ddl.startswith(f"CREATE EXTERNAL TABLE dev_smartcity.{table} (")
-    body = ddl[ddl.index("(\n") + 2 : ddl.index("\n)")]
-    cols = [re.match(r'\s*"([^"]+)" (.+?),?$', line).groups() for line in body.splitlines()]
-    assert cols == [(n.lower(), t) for n, t in _expected_columns(table)]
-    assert f"PARTITIONED BY ({PARTITION_COLUMN} string)" in ddl
-    assert ddl.rstrip().endswith(f"LOCATION 's3://lake/city/{table}/';")
-
-
 def test_adding_a_field_is_a_one_place_change(monkeypatch, tmp_path):
     """Add `odometer` to the vehicle record only; every derived form and the contract follow."""
     extended = replace(
@@ -182,15 +147,12 @@ def test_adding_a_field_is_a_one_place_change(monkeypatch, tmp_path):
     monkeypatch.setitem(schemas.RECORDS_BY_NAME, "vehicle", extended)
     table = "vehicle_data"
     position = len(schemas.VEHICLE.fields)  # right after the record's own fields, before lineage
-    assert schemas.spark_record_schema(extended).fieldNames()[-1] == "odometer"
     assert schemas.spark_table_schema(table).fieldNames()[position] == "odometer"
     assert schemas.arrow_table_schema(table).names[position] == "odometer"
     assert schemas.duckdb_columns(table)[position] == ("odometer", "DOUBLE")
     from movesmart_dagster.tables.catalog import iceberg_schema
 
     assert iceberg_schema(table).fields[position].name == "odometer"
-    assert schemas.glue_columns(table)[position] == {"Name": "odometer", "Type": "double"}
-    assert '"odometer" double' in schemas.external_table_ddl(table, "s", "s3://b")
     head = '{"id":"a","deviceId":"d","timestamp":"2024-06-03T08:00:00Z"'
     assert contract.validate(extended, head + ',"odometer":12345.6}').row["odometer"] == 12345.6
     assert contract.validate(extended, head + ',"odometer":-1}').code == "out_of_range"

@@ -28,12 +28,12 @@ import pytest
 
 from movesmart_dagster.schemas import (
     ALL_TABLES,
-    GLUE_PARTITION_KEYS,
+    PARTITION_COLUMN,
     QUARANTINE_TABLE,
     RECORDS_BY_NAME,
     TABLES,
     arrow_table_schema,
-    glue_columns,
+    columns_for_table,
 )
 from movesmart_dagster.settings import Settings, load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
@@ -129,7 +129,7 @@ def register_old_glue_tables(settings: Settings) -> None:
                 "TableType": "EXTERNAL_TABLE",
                 "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
                 "StorageDescriptor": {
-                    "Columns": glue_columns(table),
+                    "Columns": [{"Name": n, "Type": t} for n, t in columns_for_table(table)],
                     "Location": f"{settings.warehouse.replace('s3a://', 's3://')}/{table}/",
                     "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
                     "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
@@ -137,7 +137,7 @@ def register_old_glue_tables(settings: Settings) -> None:
                         "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
                     },
                 },
-                "PartitionKeys": list(GLUE_PARTITION_KEYS),
+                "PartitionKeys": [{"Name": PARTITION_COLUMN, "Type": "string"}],
             },
         )
 

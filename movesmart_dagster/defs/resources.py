@@ -294,12 +294,6 @@ class WarehouseResource(
     def root(self) -> str:
         return self.settings().warehouse
 
-    def table_uri(self, table: str) -> str:
-        """The Iceberg table's location (its `data/` and `metadata/` folders)."""
-        from movesmart_dagster.tables.catalog import table_location
-
-        return table_location(self.settings(), table)
-
     def local_path(self, *parts: str) -> Path | None:
         """The filesystem path of a local warehouse location; None on S3."""
         root = self.root
