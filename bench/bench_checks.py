@@ -24,10 +24,8 @@ Results: bench/results/checks.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -38,9 +36,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench_streaming import machine  # noqa: E402
+from report import (  # noqa: E402  # noqa: E402
+    chart_footer,
+    finished_at,
+    git_commit,
+    load_1m,
+    machine,
+    machine_line,
+    pyplot,
+    save_chart,
+    write_result,
+)
 
-RESULTS = REPO / "bench" / "results"
 GOAL = 1.2  # 30 days of history <= 1.2x one day (issue 13)
 HISTORY_DAYS = 30
 NEW_DAY = "2024-03-01"
@@ -180,11 +187,6 @@ def rules_round(home: Path, day: str | None):
     return run
 
 
-def commit() -> str | None:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    return out.stdout.strip() or None
-
-
 def write_results(result: dict) -> None:
     t = result["timings"]
     per_day = t["per_day_30d"]["median_s"] / t["per_day_1d"]["median_s"]
@@ -194,14 +196,14 @@ def write_results(result: dict) -> None:
     result["per_day_30d_over_1d"] = round(per_day, 2)
     result["whole_30d_over_1d"] = round(whole, 2)
     verdict = "met" if per_day <= GOAL else "not met"
-    m = result["machine"]
     lines = [
         f"New day {NEW_DAY}: {result['day_rows']:,} rows over the five tables (one simulated day through the "
         f"data contract), in {result['appends']} appends per table; the 30-day warehouse holds "
         f"{result['history']['rows']:,} rows in {result['history']['snapshots']:,} appends. Each timing: median of "
         f"{result['repeat']} runs after one untimed run, the six interleaved.",
-        f"Machine: {m['cores']} cores, {m['mem_gb']} GB RAM ({m['cpu']}); load (1 min) at start "
-        f"{m['load_1m_before']}, at end {result['load_1m_end']}; {result['finished_at']}, commit {result['commit']}.",
+        machine_line(
+            result, f"at start {result['machine']['load_1m_before']}, at end {result['load_1m_end']}"
+        ),
         "",
         "| round | 1 day of history, s | 30 days, s | 30 d / 1 d |",
         "|---|---:|---:|---:|",
@@ -216,18 +218,12 @@ def write_results(result: dict) -> None:
     ]
     text = "\n".join(lines) + "\n"
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "checks.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (RESULTS / "checks.md").write_text(text)
+    write_result("checks", result, text)
     chart(result)
 
 
 def chart(result: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     t = result["timings"]
     fig, ax = plt.subplots(figsize=(7, 4))
     x = [0, 1]
@@ -252,13 +248,7 @@ def chart(result: dict) -> None:
         f"Check round for one new day (x{result['per_day_30d_over_1d']} vs x{result['whole_30d_over_1d']})"
     )
     ax.legend()
-    m = result["machine"]
-    fig.suptitle(
-        f"{m['cores']} cores, {m['mem_gb']} GB RAM, {result['finished_at']}, commit {result['commit']}",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(RESULTS / "checks.png", dpi=110)
+    save_chart(fig, "checks", chart_footer(result))
 
 
 def main() -> int:
@@ -311,9 +301,9 @@ def main() -> int:
             k: {"median_s": round(statistics.median(v), 3), "samples_s": [round(x, 3) for x in v]}
             for k, v in samples.items()
         },
-        "load_1m_end": round(os.getloadavg()[0], 2),
-        "finished_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "commit": commit(),
+        "load_1m_end": load_1m(),
+        "finished_at": finished_at(),
+        "commit": git_commit(),
     }
     write_results(result)
     log(f"done in {time.monotonic() - started:.0f}s")

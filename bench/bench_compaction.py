@@ -26,7 +26,6 @@ Results: bench/results/compaction.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -35,19 +34,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench_streaming import end_total, machine, simulate  # noqa: E402
+from bench_streaming import end_total, simulate  # noqa: E402
+from report import (  # noqa: E402  # noqa: E402
+    chart_footer,
+    finished_at,
+    git_commit,
+    load_1m,
+    machine,
+    machine_line,
+    pyplot,
+    save_chart,
+    write_result,
+)
 
 from movesmart_dagster.settings import load_settings  # noqa: E402
 from movesmart_dagster.stack.kafka_broker import KafkaBroker  # noqa: E402
 from movesmart_dagster.stack.processes import free_port  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 PY = sys.executable
 GOAL = 1.5  # after compaction <= 1.5x the one-file time (issue 12)
 START = "2024-06-03T00:00:00"  # the simulated clock's start: the fleet stays within this day
@@ -167,7 +175,6 @@ def offsets(env: dict[str, str], table: str, day: str) -> tuple[int, int]:
 def write_results(result: dict, write: bool) -> None:
     b, a, o = result["query"]["before"], result["query"]["after"], result["query"]["one_file"]
     pb, pa = result["partition"]["before"], result["partition"]["after"]
-    m = result["machine"]
     after_ratio = a["median_s"] / o["median_s"]
     result["after_over_one_file"] = round(after_ratio, 2)
     result["before_over_one_file"] = round(b["median_s"] / o["median_s"], 2)
@@ -182,9 +189,9 @@ def write_results(result: dict, write: bool) -> None:
         f"Query (DuckDB, through the views of `movesmart query`; the three readers interleaved, median of "
         f"{result['repeat']} runs each after one untimed run; the reader before compaction keeps its views "
         f"pinned to the snapshot of the small files): `{QUERY.format(source=result['table'], day=result['day'])}`",
-        f"Machine: {m['cores']} cores, {m['mem_gb']} GB RAM ({m['cpu']}); load (1 min) before each step: "
-        + ", ".join(f"{k} {v}" for k, v in result["load_1m"].items())
-        + f"; {result['finished_at']}, commit {result.get('commit')}.",
+        machine_line(
+            result, "before each step: " + ", ".join(f"{k} {v}" for k, v in result["load_1m"].items())
+        ),
         "",
         "| day partition | files | bytes | mean file | query median, s | x one file | views registered, s |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -203,20 +210,14 @@ def write_results(result: dict, write: bool) -> None:
     print(text)
     if not write:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
     for q in result["query"].values():
         q.pop("answer", None)
-    (RESULTS / "compaction.json").write_text(json.dumps(result, indent=2, default=str) + "\n")
-    (RESULTS / "compaction.md").write_text(text)
+    write_result("compaction", result, text)
     chart(result)
 
 
 def chart(result: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     q, p = result["query"], result["partition"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     names = ["before\ncompaction", "after\ncompaction", "one Parquet\nfile"]
@@ -233,13 +234,7 @@ def chart(result: dict) -> None:
     a2.set_ylabel("seconds, DuckDB aggregate over the day (median)")
     a2.set_title("Query through the `movesmart query` views")
     a2.legend()
-    m = result["machine"]
-    fig.suptitle(
-        f"{m['cores']} cores, {m['mem_gb']} GB RAM, {result['finished_at']}, commit {result.get('commit')}",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(RESULTS / "compaction.png", dpi=110)
+    save_chart(fig, "compaction", chart_footer(result))
 
 
 def main() -> int:
@@ -263,10 +258,9 @@ def main() -> int:
         "MOVESMART_KAFKA_CONTROLLER_PORT": str(free_port()),
         "MOVESMART_SPARK_MASTER": "local[*]",
     }
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     result: dict = {
         "machine": machine(),
-        "commit": commit.stdout.strip() or None,
+        "commit": git_commit(),
         "events": args.events,
         "batch_records": args.batch_records,
         "table": args.table,
@@ -275,7 +269,7 @@ def main() -> int:
     }
 
     def load_before(step: str) -> None:
-        result["load_1m"][step] = round(os.getloadavg()[0], 2)
+        result["load_1m"][step] = load_1m()
 
     broker = KafkaBroker(load_settings(env), heap="1g")
     broker.up()
@@ -368,7 +362,7 @@ def main() -> int:
         )
         if before["rows"] != after["rows"] or result["offsets"]["before"] != result["offsets"]["after"]:
             raise RuntimeError(f"compaction changed the rows: {before} -> {after}, {result['offsets']}")
-        result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        result["finished_at"] = finished_at()
         write_results(result, write=not args.quick)
         return 0 if result["answers_equal"] else 1
     finally:

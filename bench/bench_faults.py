@@ -35,6 +35,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from report import RESULTS as RESULTS_DIR  # noqa: E402
+from report import append_history, git_commit, load_1m  # noqa: E402
+
 from movesmart_dagster.settings import Settings, load_settings  # noqa: E402
 from movesmart_dagster.simulator import SimConfig, iter_records  # noqa: E402
 from movesmart_dagster.stack.audit import (  # noqa: E402
@@ -48,7 +51,7 @@ from movesmart_dagster.stack.kafka_broker import KafkaBroker  # noqa: E402
 from movesmart_dagster.stack.processes import free_port, free_port_block, pid_alive  # noqa: E402
 from movesmart_dagster.streaming.progress import iter_all  # noqa: E402
 
-RESULTS = REPO / "bench" / "results" / "faults.json"
+RESULTS = RESULTS_DIR / "faults.json"
 MOVESMART = [sys.executable, "-m", "movesmart_dagster.cli"]
 SPARK_ENV = {"MOVESMART_SPARK_MASTER": "local[2]", "MOVESMART_SPARK_DRIVER_MEMORY": "1g"}
 # 60 vehicles on the default route produce ~360,000 records before all arrive: more than a run needs
@@ -345,20 +348,17 @@ def main() -> int:
             shutil.rmtree(home, ignore_errors=True)
         results.append(result)
     if not args.no_record:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        )
-        rows = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        for r in results:
-            rows.append(
-                {
-                    "at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    "commit": commit.stdout.strip(),
-                    "load_1m": round(os.getloadavg()[0], 2),
-                    **r,
-                }
-            )
-        RESULTS.write_text(json.dumps(rows, indent=1) + "\n")
+        commit = git_commit()
+        rows = [
+            {
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": commit,
+                "load_1m": load_1m(),
+                **r,
+            }
+            for r in results
+        ]
+        append_history(RESULTS, rows, indent=1)
     ok = all(
         r["kafka"]["lost"] == r["kafka"]["doubled"] == r["tables"]["lost"] == r["tables"]["doubled"] == 0
         for r in results

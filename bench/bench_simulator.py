@@ -30,7 +30,6 @@ import argparse
 import json
 import marshal
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -42,8 +41,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-RESULTS = REPO / "bench" / "results"
+from report import REPO, RESULTS, append_history, git_commit, machine, pyplot, save_chart
+
 GOAL_RATIO = 0.75
 
 
@@ -85,25 +84,6 @@ def raw_loop(records_file: str, conf_file: str) -> int:
     return 0 if failed + remaining == 0 else 3
 
 
-def _machine() -> dict[str, object]:
-    mem_gb = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = round(int(line.split()[1]) / 1024 / 1024)
-    except OSError:
-        pass
-    return {"cores": os.cpu_count(), "mem_gb": mem_gb, "python": platform.python_version()}
-
-
-def _git_commit() -> str | None:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True
-    )
-    return (out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
-
-
 def _children_cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -133,11 +113,7 @@ def _end_offsets(bootstrap: str, topics: tuple[str, ...]) -> int:
 
 
 def _chart(row: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     runs = row["runs"]
     pairs = len(runs) // 2
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -164,10 +140,9 @@ def _chart(row: dict) -> None:
     )
     ax.legend(loc="upper center", ncol=2, fontsize=8)
     m = row["machine"]
-    fig.suptitle(f"{m['cores']} cores, {m['mem_gb']} GB RAM, shared; commit {row['commit']}", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "simulator.png", dpi=110)
-    plt.close(fig)
+    save_chart(
+        fig, "simulator", f"{m['cores']} cores, {m['mem_gb']} GB RAM, shared; commit {row['commit']}", 8
+    )
 
 
 def _table(row: dict) -> str:
@@ -312,7 +287,7 @@ def main() -> int:
     row = {
         "benchmark": "simulator_vs_raw_loop",
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": _git_commit(),
+        "commit": git_commit(mark_dirty=True),
         "events": args.events,
         "vehicles": args.vehicles,
         "routes": args.routes,
@@ -324,7 +299,7 @@ def main() -> int:
         "median_ratio_in_loop": round(statistics.median(ratios_in_loop), 3),
         "goal_ratio": GOAL_RATIO,
         "runs": runs,
-        "machine": _machine(),
+        "machine": machine(),
     }
     print(
         f"median: simulate {row['median_simulate_events_per_s']:,} msg/s, raw loop "
@@ -333,12 +308,10 @@ def main() -> int:
         f"goal >= {GOAL_RATIO}x: {'met' if row['median_ratio'] >= GOAL_RATIO else 'NOT met'}"
     )
     if not args.no_record:
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        history = RESULTS / "simulator.json"
-        rows = json.loads(history.read_text()) if history.exists() else []
-        rows = [r for r in rows if r.get("benchmark") == row["benchmark"]]  # older rows had no yardstick
-        rows.append(row)
-        history.write_text(json.dumps(rows, indent=2) + "\n")
+        # older rows had no yardstick
+        append_history(
+            RESULTS / "simulator.json", [row], keep=lambda r: r.get("benchmark") == row["benchmark"]
+        )
         (RESULTS / "simulator.md").write_text(_table(row))
         _chart(row)
         print(f"recorded in {RESULTS.relative_to(REPO)}/simulator.{{json,md,png}}")

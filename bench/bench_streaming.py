@@ -36,7 +36,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -46,43 +45,33 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from report import (  # noqa: E402  # noqa: E402
+    chart_footer,
+    finished_at,
+    git_commit,
+    load_1m,
+    machine,
+    machine_line,
+    pyplot,
+    save_chart,
+    write_result,
+)
 
 from movesmart_dagster.schemas import ALL_TABLES, TABLES, TOPICS  # noqa: E402
 from movesmart_dagster.settings import load_settings  # noqa: E402
 from movesmart_dagster.stack.kafka_broker import KafkaBroker  # noqa: E402
 from movesmart_dagster.stack.processes import free_port  # noqa: E402
 
-RESULTS = REPO / "bench" / "results"
 PY = sys.executable
 
 
 def log(msg: str) -> None:
     print(f"[bench] {msg}", flush=True)
-
-
-def machine() -> dict[str, object]:
-    mem_gb = None
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_gb = round(int(line.split()[1]) / 1024 / 1024)
-    cpu = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    return {
-        "cores": os.cpu_count(),
-        "mem_gb": mem_gb,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "load_1m_before": round(os.getloadavg()[0], 2),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 class Outputs:
@@ -494,7 +483,7 @@ def _x(a: float, b: float) -> str:
 
 
 def write_results(result: dict, write: bool = True) -> None:
-    c, lat, m = result["catch_up"], result["latency"], result["machine"]
+    c, lat = result["catch_up"], result["latency"]
     ratio = c["ours"]["events_per_s"] / c["seed"]["events_per_s"]
     result["catch_up_ratio"] = round(ratio, 3)
     result["p95_ratio"] = round(lat["ours"]["p95_s"] / lat["seed"]["p95_s"], 2)
@@ -552,8 +541,7 @@ def write_results(result: dict, write: bool = True) -> None:
         "snapshot, read through the catalog (pyiceberg, the reader of `movesmart query`); catch-up "
         "clock: process exit. The seed writes plain Parquet files (no table format): visible = in a "
         "Parquet file on disk; catch-up clock: all rows in its files.",
-        f"Machine: {m['cores']} cores, {m['mem_gb']} GB RAM ({m['cpu']}); load (1 min) before each run: "
-        f"{loads}; {result['finished_at']}, commit {result.get('commit')}.",
+        machine_line(result, f"before each run: {loads}"),
         "",
         "| measure | ours (Iceberg) | seed job (plain Parquet) | note |",
         "|---|---:|---:|---|",
@@ -581,9 +569,7 @@ def write_results(result: dict, write: bool = True) -> None:
     print(text)
     if not write:
         return
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "streaming.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "streaming.md").write_text(text)
+    write_result("streaming", result, text)
     chart(result)
 
 
@@ -617,11 +603,7 @@ def probe_markdown(probe: dict) -> str:
 
 
 def chart(result: dict) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     c, lat = result["catch_up"], result["latency"]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     names = ["ours (Iceberg,\nthrough the catalog)", "seed job\n(Parquet files)"]
@@ -655,13 +637,7 @@ def chart(result: dict) -> None:
     a2.set_ylabel("seconds, produce -> visible to a reader")
     a2.set_title(f"Visibility latency at {result['rate']} events/s")
     a2.legend()
-    m = result["machine"]
-    fig.suptitle(
-        f"{m['cores']} cores, {m['mem_gb']} GB RAM, {result['finished_at']}, commit {result.get('commit')}",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(RESULTS / "streaming.png", dpi=110)
+    save_chart(fig, "streaming", chart_footer(result))
 
 
 def main() -> int:
@@ -729,10 +705,9 @@ def main() -> int:
             if during:
                 result["load_1m_during"][prev] = round(statistics.mean(during), 1)
         marks.append((run, now))
-        result["load_1m"][run] = round(os.getloadavg()[0], 2)
+        result["load_1m"][run] = load_1m()
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    result["commit"] = commit.stdout.strip() or None
+    result["commit"] = git_commit()
     broker = KafkaBroker(load_settings(env), heap="1g")
     broker.up()
     try:
@@ -850,7 +825,7 @@ def main() -> int:
         load_before("commit_probe")
         result["commit_probe"] = commit_probe(env, home, args.probe_rows, args.probe_rounds)
         load_before("end")
-        result["finished_at"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        result["finished_at"] = finished_at()
         write_results(result, write=not args.quick)
         return 0
     finally:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from movesmart_dagster.schemas import TOPICS  # noqa: E402
 from movesmart_dagster.settings import load_settings  # noqa: E402
 from movesmart_dagster.spark_session import build_spark  # noqa: E402
-from movesmart_dagster.streaming.job import KAFKA_READ_OPTIONS  # noqa: E402
+from movesmart_dagster.streaming.source import KAFKA_READ_OPTIONS  # noqa: E402
 
 
 def main() -> int:

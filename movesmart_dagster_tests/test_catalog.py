@@ -179,7 +179,8 @@ def test_an_incompatible_change_is_refused_naming_the_field(
 def test_the_streaming_job_refuses_to_start_on_an_incompatible_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from movesmart_dagster.streaming.job import JobOptions, StreamJob
+    from movesmart_dagster.streaming.options import JobOptions
+    from movesmart_dagster.streaming.query import StreamJob
 
     settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
     ensure_tables(settings)

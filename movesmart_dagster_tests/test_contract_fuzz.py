@@ -418,7 +418,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from pyspark.sql import SparkSession
 
     from movesmart_dagster.spark_session import build_spark
-    from movesmart_dagster.streaming.job import JOB_SPARK_CONF
+    from movesmart_dagster.streaming.source import JOB_SPARK_CONF
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -467,7 +467,8 @@ def verdicts(cases: list[tuple[str, bytes | None]]) -> list[Verdict]:
 def first_pass(spark, cases):  # noqa: ANN001, ANN201 - pyspark types
     """The cases after the job's first pass (pre-checks, FastContract), cached: the second
     pass reads them from the cache, as in the job."""
-    from movesmart_dagster.streaming.validation import register_fast_contract, route_fast, unpack
+    from movesmart_dagster.streaming.validation.fast_contract import register_fast_contract
+    from movesmart_dagster.streaming.validation.fast_path import route_fast, unpack
 
     register_fast_contract(spark, RULE)
     routed = unpack(route_fast(_kafka_frame(spark, cases), CAP)).cache()
@@ -478,7 +479,7 @@ def first_pass(spark, cases):  # noqa: ANN001, ANN201 - pyspark types
 def _mismatches(
     rows: list[dict], cases: list[tuple[str, bytes | None]], verdicts: list[Verdict]
 ) -> list[tuple]:
-    from movesmart_dagster.streaming.validation import EXACT_DEST
+    from movesmart_dagster.streaming.validation.fast_path import EXACT_DEST
 
     bad = []
     for row in rows:
@@ -503,7 +504,7 @@ def _mismatches(
 def test_the_fast_path_and_the_pre_checks_agree_with_the_reference(first_pass, cases, verdicts) -> None:  # noqa: ANN001
     """What the first pass decides (pre-checks: quarantine; FastContract: a table), the
     reference decides the same way, values included."""
-    from movesmart_dagster.streaming.validation import EXACT_DEST
+    from movesmart_dagster.streaming.validation.fast_path import EXACT_DEST
 
     rows = first_pass.toArrow().to_pylist()
     assert len(rows) == len(cases)
@@ -520,7 +521,8 @@ def test_the_fast_path_and_the_pre_checks_agree_with_the_reference(first_pass, c
 
 def test_the_whole_routing_gives_the_reference_verdict_reason_and_values(first_pass, cases, verdicts) -> None:  # noqa: ANN001
     """Both passes, the second in chunks of 5,000 records: every payload as the reference says."""
-    from movesmart_dagster.streaming.validation import EXACT_DEST, reroute_exact, with_exact
+    from movesmart_dagster.streaming.validation.exact_path import reroute_exact, with_exact
+    from movesmart_dagster.streaming.validation.fast_path import EXACT_DEST
 
     routed = with_exact(first_pass, reroute_exact(first_pass, CAP, RULE, chunk_rows=5000))
     rows = routed.toArrow().to_pylist()

@@ -29,7 +29,7 @@ from movesmart_dagster.schemas import QUARANTINE_TABLE, TABLES, TOPICS
 from movesmart_dagster.settings import REPO_ROOT, load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import free_port
-from movesmart_dagster.streaming.job import BATCH_ID_PROPERTY
+from movesmart_dagster.streaming.commits import BATCH_ID_PROPERTY
 from movesmart_dagster.tables.catalog import load_table
 from movesmart_dagster_tests.conftest import stack_env
 from movesmart_dagster_tests.test_deploy import read_env_file

@@ -20,7 +20,7 @@ from movesmart_dagster.settings import load_settings
 from movesmart_dagster.spark_session import spark_conf
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import free_port, spawn_group, stop_group, wait_for_port
-from movesmart_dagster.streaming.job import JOB_SPARK_CONF
+from movesmart_dagster.streaming.source import JOB_SPARK_CONF
 from movesmart_dagster_tests.conftest import stack_env
 from movesmart_dagster_tests.test_streaming_support import REPO, check_exact, simulate
 

@@ -185,7 +185,7 @@ def batches_committed_twice(settings: Settings) -> list[tuple[str, str, str]]:
     """(table, query id, batch id) of every batch that more than one snapshot of a table carries:
     the exactly-once promise of the snapshots themselves (a re-run batch must skip the tables
     that hold it)."""
-    from movesmart_dagster.streaming.job import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
+    from movesmart_dagster.streaming.commits import BATCH_ID_PROPERTY, QUERY_ID_PROPERTY
     from movesmart_dagster.tables.catalog import load_catalog, load_table
 
     catalog = load_catalog(settings)

@@ -32,7 +32,7 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     from pyspark.sql import SparkSession
 
     from movesmart_dagster.spark_session import build_spark
-    from movesmart_dagster.streaming.job import JOB_SPARK_CONF
+    from movesmart_dagster.streaming.source import JOB_SPARK_CONF
 
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -217,7 +217,8 @@ def routed(request: pytest.FixtureRequest, kafka_rows) -> list:  # noqa: ANN001
 
 
 def test_fast_pass_decides_plain_rows_and_leaves_the_rest(kafka_rows) -> None:  # noqa: ANN001
-    from movesmart_dagster.streaming.validation import EXACT_DEST, register_fast_contract, route_fast
+    from movesmart_dagster.streaming.validation.fast_contract import register_fast_contract
+    from movesmart_dagster.streaming.validation.fast_path import EXACT_DEST, route_fast
 
     register_fast_contract(kafka_rows.sparkSession, RULE)
     fast = route_fast(kafka_rows, CAP)
@@ -282,7 +283,8 @@ def test_the_event_time_rule_is_applied_by_both_passes_alike(routed: list) -> No
 
 def test_the_fast_path_leaves_out_of_time_records_to_the_reference(kafka_rows) -> None:  # noqa: ANN001
     """It never rejects: a record outside the rule is undecided there, never a table row."""
-    from movesmart_dagster.streaming.validation import EXACT_DEST, register_fast_contract, route_fast
+    from movesmart_dagster.streaming.validation.fast_contract import register_fast_contract
+    from movesmart_dagster.streaming.validation.fast_path import EXACT_DEST, route_fast
 
     register_fast_contract(kafka_rows.sparkSession, RULE)
     fast = {

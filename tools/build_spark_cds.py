@@ -44,8 +44,10 @@ def _workload(settings: Settings, dump_to: str, scratch: Path) -> None:
     from movesmart_dagster.contract import EventTimeRule
     from movesmart_dagster.simulator.fleet import SimConfig, iter_records
     from movesmart_dagster.spark_session import build_spark, driver_java_options
-    from movesmart_dagster.streaming.job import JOB_SPARK_CONF, batch_stats
-    from movesmart_dagster.streaming.validation import route, table_projection
+    from movesmart_dagster.streaming.batch_report import batch_stats
+    from movesmart_dagster.streaming.projection import table_projection
+    from movesmart_dagster.streaming.source import JOB_SPARK_CONF
+    from movesmart_dagster.streaming.validation import route
     from movesmart_dagster.tables.catalog import ensure_tables, spark_table
 
     java_options = (

@@ -8,7 +8,7 @@ import sys
 import click
 
 from movesmart_dagster.cli import settings_from_context
-from movesmart_dagster.streaming.job import DEFAULT_MAX_OFFSETS
+from movesmart_dagster.streaming.options import DEFAULT_MAX_OFFSETS
 
 
 @click.command()
@@ -32,7 +32,9 @@ def stream(
 ) -> None:
     """Kafka -> validated, partitioned Parquet tables, exactly once; SIGTERM stops after the batch."""
     from movesmart_dagster.settings import SettingsError
-    from movesmart_dagster.streaming.job import FAULT_ENV, Fault, JobOptions, check_interval, run
+    from movesmart_dagster.streaming.faults import FAULT_ENV, Fault
+    from movesmart_dagster.streaming.options import JobOptions, check_interval
+    from movesmart_dagster.streaming.query import run
 
     settings = settings_from_context(ctx)
     try:
