@@ -397,7 +397,7 @@ class StreamJob:
         log_path = self.settings.progress_log
         last = progress.last(log_path)
         if not (last and last.query_id == report.query_id and last.batch_id == report.batch_id):
-            progress.append(log_path, report)
+            progress.append(log_path, report, self.settings.progress_log_max_bytes)
         rows = sum(t.rows for n, t in report.tables.items() if n in TABLES)
         quarantined = report.tables[QUARANTINE_TABLE].rows
         skipped = f", {len(commits.skipped)} table(s) already held it" if commits.skipped else ""
