@@ -88,6 +88,9 @@ def machine() -> dict[str, Any]:
         "cpu": cpu,
         "python": platform.python_version(),
         "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip(),
     }
 
 
@@ -481,9 +484,7 @@ def summarize(soak: Soak, runs_before_stop: dict[str, Any], runs_after: dict[str
     worst = max(
         (m["growth"] for m in memory.values() if m["long_lived"] and m["growth"] is not None), default=None
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
+    commit = soak.machine["commit"]  # of the code the soak started
     return {
         "bench": "soak",
         "commit": commit,

@@ -134,3 +134,20 @@ def test_a_log_below_the_limit_is_never_rotated(tmp_path: Path) -> None:
     for n in range(10, 12):
         progress.append(log, batch(n), 0)  # 0: never
     assert len(ids(log)) == 12
+
+
+def test_a_log_truncated_in_place_is_read_again_from_its_start(tmp_path: Path) -> None:
+    log = tmp_path / "progress.jsonl"
+    for n in range(3):
+        progress.append(log, batch(n))
+    state = ProgressState.load(log)
+    inode = log.stat().st_ino
+    log.write_bytes(b"")  # the same file (inode), emptied: a cursor into it no longer means anything
+    progress.append(log, batch(7))
+    progress.append(log, batch(8))
+    assert log.stat().st_ino == inode and log.stat().st_size < state.cursor
+    assert [b.batch_id for b in state.advance(log)] == [7, 8]
+    assert state.committed_offsets() == {"vehicle_data": {0: 1900}}
+    # the same inode and a cursor inside the file but not at a line's start: also a new file
+    other = ProgressState(cursor=5, inode=inode)
+    assert [b.batch_id for b in other.advance(log)] == [7, 8]

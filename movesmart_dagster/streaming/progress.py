@@ -165,30 +165,40 @@ def fold_committed(committed: dict[str, dict[str, int]], record: dict[str, Any])
 def committed_in(log_path: Path) -> dict[str, dict[str, int]]:
     """The committed end offsets folded over one file (its carry line included)."""
     committed: dict[str, dict[str, int]] = {}
-    for record in _records(log_path, 0)[0]:
+    for record in (_records(log_path, 0) or ([], 0))[0]:
         fold_committed(committed, record)
     return committed
 
 
-def _records(path: Path, cursor: int) -> tuple[list[dict[str, Any]], int]:
-    """The complete lines after byte `cursor`, parsed; and the cursor after them."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(cursor)
-            data = fh.read()
-    except FileNotFoundError:
-        return [], cursor
+def _lines(fh: Any, cursor: int) -> tuple[list[dict[str, Any]], int]:
+    """The complete lines of an open file after byte `cursor`, parsed; and the cursor after them."""
+    fh.seek(cursor)
+    data = fh.read()
     end = data.rfind(b"\n")
     if end < 0:
         return [], cursor
     return [json.loads(line) for line in data[: end + 1].splitlines() if line.strip()], cursor + end + 1
 
 
-def _inode(path: Path) -> int | None:
+def _records(path: Path, cursor: int, inode_is: Any = None) -> tuple[list[dict[str, Any]], int] | None:
+    """The complete lines of `path` after byte `cursor`, parsed, and the cursor after them; None
+    if it is missing or if its inode fails the `inode_is` test."""
     try:
-        return path.stat().st_ino
+        fh = open(path, "rb")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         return None
+    with fh:
+        if inode_is is not None and not inode_is(os.fstat(fh.fileno()).st_ino):
+            return None
+        return _lines(fh, cursor)
+
+
+def _at_line_start(fh: Any, cursor: int) -> bool:
+    """Whether `cursor` is where a line of the open file starts (a reader's cursor always is)."""
+    if cursor == 0:
+        return True
+    fh.seek(cursor - 1)
+    return fh.read(1) == b"\n"
 
 
 def follow(
@@ -200,32 +210,43 @@ def follow(
     than one rotation happened since; the lines then are all that the two files hold).
 
     `inode=None` with `cursor=0` is a new reader: it reads `<log>.1` first. `inode=None` with a
-    cursor (a cursor saved before rotation existed) means the current log.
+    cursor (a cursor saved before rotation existed) means the current log. Each file is read
+    through one open descriptor whose inode is checked, so a rotation while it reads changes
+    nothing: what it read of the log it finds in `<log>.1` at its next call.
     """
-    current = _inode(log_path)
-    if current is None:
+    try:
+        fh = open(log_path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
         # no log yet, or between the rename of a rotation and the first write of the new log
         return [], cursor, inode, False
-    old = rotated_path(log_path)
-    out: list[dict[str, Any]] = []
-    restarted = False
-    if inode is None and cursor == 0:
-        out += _records(old, 0)[0]
-    elif inode is None:
-        inode = current  # a cursor from before rotation existed: it points into the log
-    if inode is not None and inode != current:
-        if inode == _inode(old):
-            out += _records(old, cursor)[0]  # the rest of the rotated file (its writer moved on)
-        else:
-            restarted = True
-            out += _records(old, 0)[0]
-        cursor = 0
-    elif log_path.stat().st_size < cursor:  # the same file, shorter: truncated
-        restarted = True
-        out += _records(old, 0)[0]
-        cursor = 0
-    records, cursor = _records(log_path, cursor)
-    return out + records, cursor, current, restarted
+    with fh:
+        current = os.fstat(fh.fileno()).st_ino
+        old = rotated_path(log_path)
+
+        def whole_rotated_file() -> list[dict[str, Any]]:
+            found = _records(old, 0, lambda ino: ino != current)  # (not the log, renamed meanwhile)
+            return found[0] if found else []
+
+        out: list[dict[str, Any]] = []
+        restarted = False
+        if inode is None:
+            if cursor == 0:
+                out += whole_rotated_file()  # a new reader: the older file first
+            inode = current  # (a cursor from before rotation existed points into the log)
+        if inode != current:
+            rest = _records(old, cursor, lambda ino: ino == inode)
+            if rest is not None:
+                out += rest[0]  # the rest of the reader's file, rotated (its writer moved on)
+            else:
+                restarted = True  # its file is gone: more than one rotation, or a replaced log
+                out += whole_rotated_file()
+            cursor = 0
+        elif not _at_line_start(fh, cursor):  # the same inode, but truncated, or a new file
+            restarted = True  # that reuses the inode number of the reader's (long gone) file
+            out += whole_rotated_file()
+            cursor = 0
+        records, cursor = _lines(fh, cursor)
+        return out + records, cursor, current, restarted
 
 
 def read_since(log_path: Path, cursor: int = 0) -> tuple[list[BatchProgress], int]:
@@ -233,7 +254,7 @@ def read_since(log_path: Path, cursor: int = 0) -> tuple[list[BatchProgress], in
     the new cursor. A partial last line (writer mid-append) is left for the next call; a tail
     that must survive rotations uses `follow`.
     """
-    records, cursor = _records(log_path, cursor)
+    records, cursor = _records(log_path, cursor) or ([], cursor)
     return [BatchProgress.from_dict(r) for r in records if CARRY not in r], cursor
 
 
