@@ -45,9 +45,20 @@ REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+# Dagster keeps a sensor's SUCCESS and FAILURE ticks forever by default (SKIPPED ones 7 days):
+# with the supervisor, the alerts and the automation ticking every 30-60 s, the instance's
+# schedule storage would grow without bound (the soak, bench/soak.py, measured it)
+TICK_RETENTION = (
+    "retention:  # days a sensor's or schedule's ticks are kept (-1: forever)\n"
+    "  sensor:\n    purge_after_days:\n      skipped: 1\n      success: 7\n      failure: 30\n      started: 7\n"
+    "  schedule:\n    purge_after_days:\n      skipped: 7\n      success: 30\n      failure: 30\n      started: 30\n"
+)
+
+
 def ensure_instance_yaml(dagster_home: Path) -> None:
     """Instance config: run monitoring catches a run worker that died without reporting; a run's
-    console (this terminal) shows INFO and up, not every event at DEBUG (the UI keeps them all)."""
+    console (this terminal) shows INFO and up, not every event at DEBUG (the UI keeps them all);
+    ticks are purged after days (TICK_RETENTION), so the instance's storage stays bounded."""
     cfg = dagster_home / "dagster.yaml"
     header = "# written by `make dev` (movesmart_dagster/dev.py); edit freely\n"
     python_logs = "python_logs:\n  python_log_level: INFO  # DEBUG: every run event in the terminal too\n"
@@ -57,9 +68,19 @@ def ensure_instance_yaml(dagster_home: Path) -> None:
             + "run_monitoring:\n  enabled: true\n  poll_interval_seconds: 30\n"
             + "telemetry:\n  enabled: false\n"
             + python_logs
+            + TICK_RETENTION
         )
-    elif (text := cfg.read_text()).startswith(header) and "python_logs:" not in text:
-        cfg.write_text(text + python_logs)  # written by an earlier version of this file
+        return
+    text = cfg.read_text()
+    if not text.startswith(header):
+        return  # the user's own file
+    # written by an earlier version of this file: add what it lacked
+    if "python_logs:" not in text:
+        text += python_logs
+    if "retention:" not in text:
+        text += TICK_RETENTION
+    if text != cfg.read_text():
+        cfg.write_text(text)
 
 
 def _sigint_default() -> None:

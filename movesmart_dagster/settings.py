@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     # a topic's consumer lag check warns once its lag has stayed above this many records for
     # a few minutes, and fails when it keeps growing beyond that
     lag_warn_records: int = Field(10_000, alias="MOVESMART_LAG_WARN_RECORDS", ge=1)
+    # the streaming progress log is rotated to `progress.jsonl.1` once it would grow past this
+    # (so the two files hold at most twice this; see streaming/progress.py)
+    progress_log_max_bytes: int = Field(32 << 20, alias="MOVESMART_PROGRESS_LOG_MAX_BYTES", ge=4096)
     # what a terminal shows of Dagster: `dagster dev`'s services and each run's console (the UI
     # keeps every event whatever this says)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("WARNING", alias="MOVESMART_LOG_LEVEL")

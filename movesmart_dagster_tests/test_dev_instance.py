@@ -20,9 +20,31 @@ def _instance_settings(home: Path) -> tuple[str | None, bool]:
         return instance.python_log_level, instance.telemetry_enabled
 
 
+def _tick_retention(home: Path) -> dict[str, dict[str, int]]:
+    from dagster._core.definitions.run_request import InstigatorType
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        return {
+            kind.value: {s.value: d for s, d in instance.get_tick_retention_settings(kind).items()}
+            for kind in (InstigatorType.SENSOR, InstigatorType.SCHEDULE)
+        }
+
+
+RETENTION = {
+    "SENSOR": {"STARTED": 7, "SKIPPED": 1, "SUCCESS": 7, "FAILURE": 30},
+    "SCHEDULE": {"STARTED": 30, "SKIPPED": 7, "SUCCESS": 30, "FAILURE": 30},
+}
+# Dagster's defaults: a sensor's SUCCESS and FAILURE ticks, and every schedule tick, kept forever
+FOREVER = {
+    "SENSOR": {"STARTED": -1, "SKIPPED": 7, "SUCCESS": -1, "FAILURE": -1},
+    "SCHEDULE": {"STARTED": -1, "SKIPPED": -1, "SUCCESS": -1, "FAILURE": -1},
+}
+
+
 def test_a_new_instance_prints_run_events_from_info_up_and_no_telemetry(tmp_path: Path) -> None:
     ensure_instance_yaml(tmp_path)
     assert _instance_settings(tmp_path) == ("INFO", False)
+    assert _tick_retention(tmp_path) == RETENTION  # ticks are purged: the storage stays bounded
 
 
 def test_an_instance_written_before_gets_the_log_level_and_an_edited_one_is_left_alone(
@@ -36,5 +58,8 @@ def test_an_instance_written_before_gets_the_log_level_and_an_edited_one_is_left
     ensure_instance_yaml(edited)
     assert _instance_settings(ours) == ("INFO", False)
     assert _instance_settings(edited) == (None, False)
+    assert _tick_retention(ours) == RETENTION
+    assert _tick_retention(edited) == FOREVER
     ensure_instance_yaml(ours)  # once only
     assert (ours / "dagster.yaml").read_text().count("python_logs:") == 1
+    assert (ours / "dagster.yaml").read_text().count("retention:") == 1

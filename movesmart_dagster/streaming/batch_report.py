@@ -18,10 +18,9 @@ from movesmart_dagster.streaming import progress
 from movesmart_dagster.streaming.joblog import log
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from pyspark.sql import DataFrame
 
+    from movesmart_dagster.settings import Settings
     from movesmart_dagster.streaming.commits import TableCommits
 
 
@@ -128,13 +127,14 @@ def build_progress(
 
 
 def publish(
-    report: progress.BatchProgress, log_path: Path, phases: dict[str, float], commits: TableCommits
+    report: progress.BatchProgress, settings: Settings, phases: dict[str, float], commits: TableCommits
 ) -> None:
     """The batch's line in the progress log (once per query and batch: a re-run batch whose
     line was written before the crash is not reported again) and its summary in the job log."""
+    log_path = settings.progress_log
     last = progress.last(log_path)
     if not (last and last.query_id == report.query_id and last.batch_id == report.batch_id):
-        progress.append(log_path, report)
+        progress.append(log_path, report, settings.progress_log_max_bytes)
     rows = sum(t.rows for n, t in report.tables.items() if n in TABLES)
     quarantined = report.tables[QUARANTINE_TABLE].rows
     skipped = f", {len(commits.skipped)} table(s) already held it" if commits.skipped else ""

@@ -100,7 +100,7 @@ class MicroBatch:
         job.fault.hit("after_commit", batch_id, spark)
 
         report = build_progress(batch_id, query_id, started, t0, stats, commits.files)
-        publish(report, job.settings.progress_log, self.phases, commits)
+        publish(report, job.settings, self.phases, commits)
 
     def _second_pass(self, routed: DataFrame, n_exact: int) -> DataFrame:
         """The rows the fast path could not vouch for (few, as a rule), judged by the exact

@@ -99,7 +99,7 @@ def compact_partition(spark: SparkSession, settings: Settings, table: str, day: 
         where = _day_filter(table, day).replace("'", "''")
         spark.sql(
             f"CALL movesmart.system.rewrite_data_files("
-            f"table => '{spark_table(settings, table).split('.', 1)[1]}', "
+            f"table => '{spark_table(settings, table)}', "
             f"where => '{where}', "
             f"options => map('target-file-size-bytes', '{settings.target_file_bytes}', "
             f"'min-input-files', '2'))"
@@ -136,7 +136,7 @@ def expire_snapshots(
     older_than = (now or datetime.now(UTC)) - settings.snapshot_retention
     before = snapshot_count(spark, settings, table)
     spark.sql(
-        f"CALL movesmart.system.expire_snapshots(table => '{spark_table(settings, table).split('.', 1)[1]}', "
+        f"CALL movesmart.system.expire_snapshots(table => '{spark_table(settings, table)}', "
         f"older_than => {_ts(older_than)}, retain_last => {retain_last})"
     ).collect()
     return before, snapshot_count(spark, settings, table)
@@ -155,6 +155,6 @@ def remove_orphan_files(
     cutoff = (now or datetime.now(UTC)) - older_than
     rows = spark.sql(
         f"CALL movesmart.system.remove_orphan_files("
-        f"table => '{spark_table(settings, table).split('.', 1)[1]}', older_than => {_ts(cutoff)})"
+        f"table => '{spark_table(settings, table)}', older_than => {_ts(cutoff)})"
     ).collect()
     return sorted(r.orphan_file_location for r in rows)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from movesmart_dagster.schemas import TOPICS
-from movesmart_dagster.streaming.progress import BatchProgress, read_since
+from movesmart_dagster.streaming.progress import CARRY, BatchProgress, fold_committed, follow
 
 
 def parse_time(text: str | None) -> float | None:
@@ -29,10 +29,13 @@ def parse_time(text: str | None) -> float | None:
 @dataclass
 class ProgressState:
     cursor: int = 0  # byte offset into the progress log
+    inode: int | None = None  # of the file `cursor` points into (the log, or <log>.1 once rotated)
     last_batch_id: int | None = None
     last_commit_ts: float | None = None
     committed: dict[str, dict[str, int]] = field(default_factory=dict)  # topic -> partition -> end
-    totals: dict[str, int] = field(default_factory=dict)  # table -> rows written so far
+    # table -> rows written in the batches folded (since this state started, or the log's
+    # retained history when it was loaded from the log: a rotation drops older batches)
+    totals: dict[str, int] = field(default_factory=dict)
 
     def apply(self, batch: BatchProgress) -> None:
         self.last_batch_id = batch.batch_id
@@ -48,13 +51,20 @@ class ProgressState:
                 parts[str(partition)] = max(int(end), parts.get(str(partition), 0))
 
     def advance(self, log_path: Path) -> list[BatchProgress]:
-        """Fold the lines appended since the cursor; restart from 0 if the log was replaced."""
-        size = log_path.stat().st_size if log_path.exists() else 0
-        if size < self.cursor:
+        """Fold the lines appended since the cursor, across rotations of the log; start over
+        if the log was replaced or truncated."""
+        records, cursor, inode, restarted = follow(log_path, self.cursor, self.inode)
+        if restarted:
             self.__init__()  # type: ignore[misc]  # log truncated or recreated: start over
-        batches, self.cursor = read_since(log_path, self.cursor)
-        for b in batches:
-            self.apply(b)
+        self.cursor, self.inode = cursor, inode
+        batches = []
+        for record in records:
+            if CARRY in record:
+                fold_committed(self.committed, record)  # offsets of the batches rotated away
+                continue
+            batch = BatchProgress.from_dict(record)
+            self.apply(batch)
+            batches.append(batch)
         return batches
 
     def committed_offsets(self) -> dict[str, dict[int, int]]:
