@@ -119,6 +119,8 @@ KAFKA_READ_OPTIONS: dict[str, str] = {"kafka.fetch.max.wait.ms": "10"}
 # in big batches pays the per-batch planning and task start-up less often: 3M records took
 # 39.6 s in 1M batches, 29.4 s in one (2 cores).
 DEFAULT_MAX_OFFSETS = 5_000_000
+# "OSError: ...", "java.io.IOException: ...": the line of an error in a traceback or cause chain
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.$]*(Error|Exception|Exit|Interrupt): ")
 _INTERVAL = re.compile(r"^\s*\d+\s*(milliseconds?|ms|seconds?|s|minutes?|min|hours?|h)\s*$", re.IGNORECASE)
 
 
@@ -452,6 +454,8 @@ class StreamJob:
 
     def run(self) -> int:
         """Run until drained (--available-now), stopped (SIGTERM/SIGINT) or failed; exit status."""
+        from pyspark.errors import StreamingQueryException
+
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
@@ -478,10 +482,12 @@ class StreamJob:
                 if self._stop.is_set():
                     self._stop_between_batches(query)
                     break
-                query.awaitTermination(0.5)
+                # a failed query raises here: told below in one line, not as a traceback
+                with contextlib.suppress(StreamingQueryException):
+                    query.awaitTermination(0.5)
             error = query.exception()
             if error is not None:
-                log(f"query failed: {str(error).splitlines()[0]}")
+                log(f"query failed: {failure_summary(error, self.settings, self.checkpoint)}")
                 return 1
             log(f"stopped after {self.batches} batch(es)")
             return 0
@@ -601,6 +607,24 @@ class TableCommits:
 
     def timing(self) -> str:
         return ", ".join(f"{t} {s:.2f}s" for t, s in sorted(self.seconds.items()))
+
+
+def failure_summary(error: BaseException | str, settings: Settings, checkpoint: str) -> str:
+    """The one line a failed query leaves in the job's log: a full disk said as such; else the
+    first line of Spark's message and, when that is not it, the innermost error it carries (a
+    Python traceback from foreachBatch, a Java `Caused by:`)."""
+    text = str(error)
+    if "No space left on device" in text:  # ENOSPC, from a Spark task or from the driver
+        return (
+            f"no space left on device writing to the warehouse {settings.warehouse} "
+            f"(or the checkpoint {checkpoint}): free space there and start the job again; "
+            "the failed batch is re-run, exactly once"
+        )
+    lines = [line.strip().removeprefix("Caused by: ") for line in text.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    causes = [line for line in lines[1:] if _ERROR_LINE.match(line)]
+    return lines[0] if not causes or causes[-1] in lines[0] else f"{lines[0]} ... {causes[-1]}"
 
 
 def batch_stats(routed: DataFrame) -> list[Any]:
