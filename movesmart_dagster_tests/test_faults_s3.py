@@ -165,7 +165,6 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
     s3 = LocalS3Endpoint(settings)
     broker = KafkaBroker(settings, heap="512m")
     s3.up()
-    broker.up()
     # the server process itself: `python -m moto.server` started by spawn_group, no reloader
     server_pid = s3.status().pid
     assert server_pid is not None and "moto.server" in Path(f"/proc/{server_pid}/cmdline").read_text()
@@ -174,6 +173,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
     run = None
     frozen = False
     try:
+        broker.up()
         backlog = simulate(env, *_sim_flags(BACKLOG))
         job.launch()
         wait_until(
@@ -183,14 +183,16 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         wait_until(
             lambda: records_in_kafka(settings) >= BACKLOG["max_events"] + 2_000, 120, "live records flowing"
         )
-        # mid-batch: the next data file a batch PUTs, after every batch committed so far
-        committed = len(_batches(settings))
+        # mid-batch: the next data file a batch PUTs
         _wait_for_data_put(s3.log_file, s3.log_file.stat().st_size, 180)
         os.kill(server_pid, signal.SIGSTOP)
         frozen = True
         frozen_at = time.monotonic()
         assert job.current.poll() is None and run.poll() is None
         assert not _endpoint_answers(settings.s3_endpoint, 2.0), "the endpoint answered while frozen"
+        # from here on no batch can commit (its metadata files live on the endpoint); one whose
+        # requests were all served before the freeze has written its progress line by now
+        committed = len(_batches(settings))
         first = job.current
         failed_after: list[float] = []  # seconds from the freeze to the first job's exit, if it exits
 
@@ -316,10 +318,10 @@ def test_warehouse_disk_full_fails_clearly_and_resumes_exactly_once(tmp_path):
     env = stack_env(tmp_path / "home", MOVESMART_WAREHOUSE=(mount / "warehouse").as_uri())
     settings = load_settings(env)
     broker = KafkaBroker(settings, heap="512m")
-    broker.up()
     job = Job(env, tmp_path)
     filler = mount / "filler"
     try:
+        broker.up()
         backlog = simulate(env, *_sim_flags(BACKLOG))
         job.launch()
         wait_until(
