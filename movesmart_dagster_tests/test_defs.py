@@ -23,6 +23,7 @@ from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.checks.checks import day_checks_job
 from movesmart_dagster.defs.resources import SparkResource
 from movesmart_dagster.schemas import ALL_TABLES, TABLES
+from movesmart_dagster.settings import SettingsError
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -252,6 +253,13 @@ def test_spark_resource_is_dagster_pysparks_lazy_resource(monkeypatch, tmp_path)
     }
     cmd = spark.streaming_command("1 second")
     assert cmd[-4:] == ["--conf", "spark.sql.shuffle.partitions=3", "--conf", "spark.movesmart.probe=on"]
+    from movesmart_dagster.streaming.job import build_parser
+    from movesmart_dagster.streaming.options import parse_conf
+
+    args = build_parser().parse_args(cmd[cmd.index("movesmart_dagster.streaming.job") + 1 :])
+    assert parse_conf(args.conf) == (("spark.sql.shuffle.partitions", "3"), ("spark.movesmart.probe", "on"))
+    with pytest.raises(SettingsError, match="invalid --conf 'nokey'"):
+        parse_conf(["nokey"])
 
 
 def test_resources_take_values_through_envvar(monkeypatch):

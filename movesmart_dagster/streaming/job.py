@@ -53,7 +53,7 @@ each: `options` (run options, shared with `movesmart stream`), `source` (Spark s
 the Kafka source), `query` (the query's lifecycle, exit status), `micro_batch` (the
 foreachBatch body), `commits` (exactly-once appends), `batch_report` (a batch's stats,
 progress line and log line), `projection` (routed rows -> a table's columns),
-`validation/` (the two passes), `faults` (fault injection), `joblog` (the log lines).
+`validation/` (the two passes), `faults` (fault injection), `failure` (a failed query in one line), `joblog` (the log lines).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ import sys
 
 from movesmart_dagster.settings import SettingsError, load_settings
 from movesmart_dagster.streaming.faults import FAULT_ENV, Fault
-from movesmart_dagster.streaming.options import DEFAULT_MAX_OFFSETS, JobOptions, check_interval
+from movesmart_dagster.streaming.options import DEFAULT_MAX_OFFSETS, JobOptions, check_interval, parse_conf
 from movesmart_dagster.streaming.query import run
 
 
@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--available-now", action="store_true", help="drain what Kafka holds now, then exit 0")
     p.add_argument("--checkpoint", default=None, help="checkpoint URI (default: <checkpoint root>/stream)")
+    p.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting on top (repeatable)"
+    )
     return p
 
 
@@ -91,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             max_offsets_per_trigger=args.max_offsets_per_trigger,
             available_now=args.available_now,
             checkpoint=args.checkpoint,
+            spark_conf=parse_conf(args.conf),
         )
         Fault(os.environ.get(FAULT_ENV))  # validate early
     except SettingsError as err:

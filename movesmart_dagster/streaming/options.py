@@ -34,3 +34,15 @@ class JobOptions:
     available_now: bool = False
     checkpoint: str | None = None  # default: <checkpoint_root>/stream
     app_name: str = "movesmart-stream"
+    spark_conf: tuple[tuple[str, str], ...] = ()  # `--conf KEY=VALUE`: on top of the derived settings
+
+
+def parse_conf(pairs: list[str] | tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`KEY=VALUE` pairs, as `spark-submit --conf` takes them."""
+    parsed = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SettingsError(f"invalid --conf {pair!r}: expected KEY=VALUE")
+        parsed.append((key.strip(), value))
+    return tuple(parsed)

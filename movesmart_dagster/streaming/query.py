@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from movesmart_dagster.contract import EventTimeRule
 from movesmart_dagster.settings import Settings
+from movesmart_dagster.streaming.failure import failure_summary
 from movesmart_dagster.streaming.faults import FAULT_ENV, Fault
 from movesmart_dagster.streaming.joblog import log
 from movesmart_dagster.streaming.micro_batch import MicroBatch
@@ -54,7 +55,11 @@ class StreamJob:
         if self._spark is None:
             from movesmart_dagster.spark_session import build_spark
 
-            self._spark = build_spark(self.settings, self.options.app_name, extra=JOB_SPARK_CONF)
+            self._spark = build_spark(
+                self.settings,
+                self.options.app_name,
+                extra={**JOB_SPARK_CONF, **dict(self.options.spark_conf)},
+            )
         return self._spark
 
     def source(self) -> DataFrame:
@@ -122,6 +127,8 @@ class StreamJob:
 
     def run(self) -> int:
         """Run until drained (--available-now), stopped (SIGTERM/SIGINT) or failed; exit status."""
+        from pyspark.errors import StreamingQueryException
+
         previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
         in_main = threading.current_thread() is threading.main_thread()
         if in_main:
@@ -148,10 +155,12 @@ class StreamJob:
                 if self._stop.is_set():
                     self._stop_between_batches(query)
                     break
-                query.awaitTermination(0.5)
+                # a failed query raises here: told below in one line, not as a traceback
+                with contextlib.suppress(StreamingQueryException):
+                    query.awaitTermination(0.5)
             error = query.exception()
             if error is not None:
-                log(f"query failed: {str(error).splitlines()[0]}")
+                log(f"query failed: {failure_summary(error, self.settings, self.checkpoint)}")
                 return 1
             log(f"stopped after {self.batches} batch(es)")
             return 0

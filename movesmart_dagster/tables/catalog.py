@@ -151,6 +151,9 @@ def spark_catalog_conf(settings: Settings) -> dict[str, str]:
     return conf
 
 
+S3_REQUEST_TIMEOUT_S = "60"  # pyarrow's S3 client, in pyiceberg_properties
+
+
 def pyiceberg_properties(settings: Settings) -> dict[str, str]:
     """Properties for `pyiceberg.catalog.load_catalog("movesmart", **properties)` (no credentials)."""
     props: dict[str, str] = {"warehouse": warehouse_location(settings)}
@@ -162,6 +165,11 @@ def pyiceberg_properties(settings: Settings) -> dict[str, str]:
         props.update({"type": "sql", "uri": f"sqlite:///{sqlite_path(settings)}"})
     if settings.warehouse_is_s3:
         props["s3.region"] = settings.aws_region
+        # seconds an S3 request may stall before pyarrow gives up. Its default (the AWS C++
+        # SDK's 3 s without a byte) failed the streaming job's snapshot-history check right
+        # after a 30 s endpoint freeze, while S3A in the same job waited the freeze out
+        # (test_faults_s3.py): the driver now waits like S3A does instead of failing the batch
+        props["s3.request-timeout"] = S3_REQUEST_TIMEOUT_S
         if settings.s3_endpoint:
             props["s3.endpoint"] = settings.s3_endpoint
     return props
