@@ -11,14 +11,8 @@ Python API for other code:
 - `produce_events(settings, events, seed=...)` is the short form of the latter.
 """
 
-from movesmart_dagster.simulator.fleet import (
-    DEFAULT_START,
-    DEFECTS,
-    SimConfig,
-    SimRecord,
-    expected_bad_count,
-    iter_records,
-)
+from movesmart_dagster.simulator.fleet import DEFAULT_START, SimConfig, SimRecord, iter_records
+from movesmart_dagster.simulator.malformed import DEFECTS, expected_bad_count
 from movesmart_dagster.simulator.producer import (
     BrokerUnreachable,
     RunSummary,

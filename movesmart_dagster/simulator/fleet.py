@@ -32,16 +32,16 @@ only for incident transitions.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import random
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, NamedTuple
 
 from movesmart_dagster.schemas import EMERGENCY, GPS, TRAFFIC, VEHICLE, WEATHER
+from movesmart_dagster.simulator.malformed import BadPlan, corrupt
+from movesmart_dagster.simulator.road import RouteField
 from movesmart_dagster.simulator.routes import DEFAULT_ROUTE, Route, compass, parse_routes
 
 VEHICLE_TOPIC, GPS_TOPIC, TRAFFIC_TOPIC, WEATHER_TOPIC, EMERGENCY_TOPIC = (
@@ -56,10 +56,6 @@ VEHICLE_TOPIC, GPS_TOPIC, TRAFFIC_TOPIC, WEATHER_TOPIC, EMERGENCY_TOPIC = (
 DEFAULT_START = datetime(2024, 6, 3, 8, 0, 0, tzinfo=UTC)
 WireFormat = Literal["canonical", "seed"]
 MIN_SPEED_KMH = 5.0  # the floor that guarantees arrival
-BAD_BLOCK = 100  # malformed records are placed per block of 100: floor(ratio * N) in the first N = k*100
-
-# The defects `--bad-ratio` injects; each is a reason code of `movesmart_dagster.contract`.
-DEFECTS = ("not_json", "not_object", "missing_required", "wrong_type", "out_of_range", "bad_timestamp")
 
 
 class SimRecord(NamedTuple):
@@ -137,86 +133,6 @@ _INCIDENTS: dict[str, tuple[float, str]] = {
 }
 _INCIDENT_TYPES = tuple(_INCIDENTS)
 INCIDENT_PROB = 1 / 720  # per vehicle-tick: about one per vehicle-hour at 5 s ticks
-
-
-class RouteField:
-    """Weather, traffic and road shape along one route: smooth functions, seeded per route."""
-
-    def __init__(self, route: Route, seed: int) -> None:
-        rng = random.Random(f"{seed}:route:{route.name}")
-        self.route = route
-        self.length_km = route.distance_km
-        u = rng.uniform
-        self.temp0, self.temp_k, self.temp_ph, self.temp_day = u(-2, 20), u(0.5, 2), u(0, 1), u(0, 1)
-        self.cloud_k, self.cloud_ph, self.cloud_k2, self.cloud_ph2 = u(1, 3), u(0, 1), u(4, 8), u(0, 1)
-        self.wind0, self.wind_k, self.wind_ph = u(8, 30), u(0.5, 2), u(0, 1)
-        self.aqi0 = u(15, 40)
-        self.fog_k, self.fog_ph = u(1, 4), u(0, 1)
-        self.works_k, self.works_ph = u(2, 5), u(0, 1)
-        # road shape: a sideways offset that is zero at both ends
-        self.bend_km = min(4.0, 0.04 * self.length_km) * u(0.4, 1.0)
-        self.bend_k, self.bend_ph = rng.randint(1, 3), u(0, 1)
-        s, e = route.start, route.end
-        self.lat0, self.lon0 = s.latitude, s.longitude
-        self.dlat, self.dlon = e.latitude - s.latitude, e.longitude - s.longitude
-        # unit sideways vector in degrees per km (perpendicular to the route)
-        mid_lat = math.radians((s.latitude + e.latitude) / 2)
-        north_km, east_km = self.dlat * 111.2, self.dlon * 111.2 * math.cos(mid_lat)
-        norm = math.hypot(north_km, east_km) or 1.0
-        self.side_lat = (east_km / norm) / 111.2
-        self.side_lon = (-north_km / norm) / (111.2 * math.cos(mid_lat))
-
-    def position(self, f: float) -> tuple[float, float]:
-        """Latitude, longitude at fraction `f` (0..1) of the route."""
-        side = self.bend_km * math.sin(math.pi * f) * math.sin(_TWO_PI * (self.bend_k * f + self.bend_ph))
-        return (
-            self.lat0 + f * self.dlat + side * self.side_lat,
-            self.lon0 + f * self.dlon + side * self.side_lon,
-        )
-
-    def weather(self, f: float, hours: float) -> tuple[float, float, float, float, float, str]:
-        """(temperature C, precipitation mm, wind km/h, humidity %, AQI, condition) at f, time."""
-        sin = math.sin
-        temp = (
-            self.temp0
-            + 3.0 * sin(_TWO_PI * (self.temp_k * f + self.temp_ph))
-            + 2.5 * sin(_TWO_PI * (hours / 24 + self.temp_day))
-        )
-        cloud = (
-            0.5
-            + 0.35 * sin(_TWO_PI * (self.cloud_k * f + hours / 3 + self.cloud_ph))
-            + 0.15 * sin(_TWO_PI * (self.cloud_k2 * f + self.cloud_ph2))
-        )
-        precip = (cloud - 0.72) * 30.0 if cloud > 0.72 else 0.0
-        wind = self.wind0 + 12.0 * sin(_TWO_PI * (self.wind_k * f + hours / 4 + self.wind_ph))
-        wind = wind if wind > 0.0 else 0.0
-        fog = sin(_TWO_PI * (self.fog_k * f + hours / 5 + self.fog_ph))  # occasional fog pockets
-        fog = fog**6 if fog > 0.0 else 0.0
-        humidity = 40.0 + 45.0 * cloud + 20.0 * fog
-        humidity = 100.0 if humidity > 100.0 else humidity
-        km_start, km_end = f * self.length_km, (1.0 - f) * self.length_km
-        aqi = self.aqi0 + 70.0 * (math.exp(-km_start / 12.0) + math.exp(-km_end / 12.0)) + wind * -0.3
-        aqi = aqi if aqi > 1.0 else 1.0
-        if precip > 0.3:
-            cond = "Snow" if temp <= 1.0 else "Rain"
-        elif fog > 0.5 and wind < 20.0:
-            cond = "Fog"
-        elif cloud > 0.5:
-            cond = "Cloudy"
-        else:
-            cond = "Sunny"
-        return temp, precip, wind, humidity, aqi, cond
-
-    def congestion(self, f: float, hour_of_day: float) -> float:
-        """0 (free flow) .. 0.9 (jam): near the cities, at road works, at rush hour."""
-        km_start, km_end = f * self.length_km, (1.0 - f) * self.length_km
-        c = 0.55 * (math.exp(-km_start / 6.0) + math.exp(-km_end / 6.0))
-        works = math.sin(_TWO_PI * (self.works_k * f + self.works_ph))
-        if works > 0.0:
-            c += 0.5 * works**8
-        if 7.0 <= hour_of_day < 9.5 or 16.0 <= hour_of_day < 18.5:
-            c += 0.15
-        return c if c < 0.9 else 0.9
 
 
 _WEATHER_FACTOR = {"Sunny": 1.0, "Cloudy": 1.0, "Rain": 0.85, "Snow": 0.55, "Fog": 0.7}
@@ -369,102 +285,6 @@ class Vehicle:
         )
 
 
-# --- malformed records ----------------------------------------------------------------------
-# (field, bad value) per topic; "location.latitude" means inside the location.
-_WRONG_TYPE: dict[str, tuple[tuple[str, object], ...]] = {
-    VEHICLE_TOPIC: (("speed", "fast"), ("year", "2024"), ("location", "London"), ("id", 42)),
-    GPS_TOPIC: (("speed", "fast"), ("direction", 45), ("deviceId", 7)),
-    TRAFFIC_TOPIC: (("location", "M6 J4"), ("cameraId", 123), ("snapshot", False)),
-    WEATHER_TOPIC: (("temperature", "warm"), ("humidity", "high"), ("location", [51.5])),
-    EMERGENCY_TOPIC: (("status", True), ("location", "here"), ("incidentId", 99)),
-}
-_OUT_OF_RANGE: dict[str, tuple[tuple[str, float], ...]] = {
-    VEHICLE_TOPIC: (("speed", 412.5), ("speed", -3.0), ("year", 1850), ("location.latitude", 95.25)),
-    GPS_TOPIC: (("speed", 301.0), ("speed", -12.0)),
-    TRAFFIC_TOPIC: (("location.latitude", -91.0), ("location.longitude", 200.0)),
-    WEATHER_TOPIC: (
-        ("humidity", 130.0),
-        ("temperature", 75.0),
-        ("airQualityIndex", -5.0),
-        ("windSpeed", -2.0),
-    ),
-    EMERGENCY_TOPIC: (("location.longitude", -190.0), ("location.latitude", 90.5)),
-}
-_BAD_TIMESTAMPS = ("not-a-time", "2024-13-45T25:61:00", "yesterday 5pm", "03/06/2024 08:00")
-
-
-def corrupt(topic: str, value: bytes, rng: random.Random) -> tuple[bytes, str]:
-    """Make a good record bad in one of the `DEFECTS` ways; returns (bytes, defect)."""
-    defect = DEFECTS[int(rng.random() * len(DEFECTS))]
-    if defect == "not_json":
-        variant = rng.randrange(3)
-        if variant == 0:  # cut off mid-way
-            return value[: rng.randint(1, len(value) - 2)], defect
-        if variant == 1:  # not UTF-8 at all
-            return value.decode().encode("utf-16"), defect
-        return b"vehicle says hello: " + value[:20], defect
-    if defect == "not_object":
-        return (b'["not", "an", "object"]' if rng.random() < 0.5 else b"42"), defect
-    doc = json.loads(value)
-    if defect == "missing_required":
-        name = rng.choice(("id", "deviceId", "timestamp"))
-        if rng.random() < 0.5:
-            del doc[name]
-        else:
-            doc[name] = None
-    elif defect == "wrong_type":
-        name, bad = rng.choice(_WRONG_TYPE[topic])
-        doc[name] = bad
-    elif defect == "out_of_range":
-        name, bad = rng.choice(_OUT_OF_RANGE[topic])
-        if name.startswith("location."):
-            part = name.split(".", 1)[1]
-            loc = doc["location"]
-            if isinstance(loc, list):
-                loc[0 if part == "latitude" else 1] = bad
-            else:
-                loc[part] = bad
-        else:
-            doc[name] = bad
-    else:  # bad_timestamp
-        doc["timestamp"] = rng.choice(_BAD_TIMESTAMPS)
-    return json.dumps(doc, separators=(",", ":")).encode(), defect
-
-
-class _BadPlan:
-    """Which record positions are malformed: exactly floor(ratio*100) per block of 100."""
-
-    def __init__(self, seed: int, ratio: float) -> None:
-        self.rng = random.Random(f"{seed}:bad")
-        self.ratio = ratio
-        self.next_block = 0
-        self.pending: deque[int] = deque()
-
-    def _quota(self, block: int) -> int:
-        return math.floor(self.ratio * BAD_BLOCK * (block + 1) + 1e-9) - math.floor(
-            self.ratio * BAD_BLOCK * block + 1e-9
-        )
-
-    def below(self, end: int) -> list[int]:
-        """Pop the malformed positions < end (positions are global record indexes)."""
-        while self.next_block * BAD_BLOCK < end:
-            b = self.next_block
-            picks = sorted(self.rng.sample(range(BAD_BLOCK), self._quota(b)))
-            self.pending.extend(b * BAD_BLOCK + p for p in picks)
-            self.next_block += 1
-        found = []
-        while self.pending and self.pending[0] < end:
-            found.append(self.pending.popleft())
-        return found
-
-
-def expected_bad_count(ratio: float, events: int) -> int:
-    """How many of the first `events` records are malformed, when `events` is a multiple of 100."""
-    if events % BAD_BLOCK:
-        raise ValueError(f"exact only for multiples of {BAD_BLOCK}")
-    return math.floor(ratio * events + 1e-9)
-
-
 class Fleet:
     """The whole fleet; `ticks()` yields each tick's records (all vehicles) as one list."""
 
@@ -501,7 +321,7 @@ class Fleet:
         cfg = self.config
         dt = cfg.tick_seconds
         limit = cfg.max_events
-        plan = _BadPlan(cfg.seed, cfg.bad_ratio) if cfg.bad_ratio > 0 else None
+        plan = BadPlan(cfg.seed, cfg.bad_ratio) if cfg.bad_ratio > 0 else None
         naive = cfg.wire_format == "seed"
         start = cfg.start_time
         run_started = datetime.now(UTC)
