@@ -1,13 +1,11 @@
-"""Dagster resources, one per integration, configured from the settings through `EnvVar`.
+"""Dagster resources, one per integration, thin: each wraps its client and carries its settings.
 
-Why this shape: `movesmart_dagster.settings.Settings` is the single source of defaults and
-validation. A resource field is set to `EnvVar(<variable>)` when that variable is present
-in the environment of the process that loads the definitions (so the UI shows where the
-value comes from and no value — least of all a secret — is written in code), and to the
-settings default otherwise. At run time each resource turns its fields back into a
-`Settings` (`self.settings()`), so every consumer sees the same validated view. A resource
-names the settings it carries once (`carrying(...)`); their types, defaults and variables are
-declared in `Settings` only.
+Why this shape: a resource names the settings it carries once (`carrying(...)`,
+`defs/carried_settings.py`): their types, defaults and variables are declared in `Settings`
+only, each field is `EnvVar(<variable>)` when set in the loading process's environment, and at
+run time `self.settings()` gives every consumer the same validated view. Where Dagster has a
+package for the integration, the resource builds on it (dagster-pyspark, dagster-duckdb,
+dagster-aws's S3).
 """
 
 import json
@@ -18,77 +16,16 @@ import urllib.request
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import dagster as dg
 import dagster_duckdb
-import pydantic
 from dagster_aws.s3 import S3Resource
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field as PField
 
-from movesmart_dagster.settings import Settings, load_env_file, load_settings
-
-# --- settings <-> resource fields --------------------------------------------------------
-
-
-def _alias(field: str) -> str:
-    alias = Settings.model_fields[field].alias
-    assert alias, field
-    return alias
-
-
-def env_or_default(field: str) -> Any:
-    """`EnvVar(<alias>)` when the variable is set, else None (the settings default applies)."""
-    alias = _alias(field)
-    return dg.EnvVar(alias) if alias in os.environ else None
-
-
-def settings_with(overrides: Mapping[str, Any]) -> Settings:
-    """Settings from the process environment with resource fields (by settings field) on top."""
-    env = dict(os.environ)
-    for field, value in overrides.items():
-        if value is None or value == "":
-            continue
-        env[_alias(field)] = str(value)
-    return load_settings(env)
-
-
-class _SettingsResource(dg.ConfigurableResource):
-    """Base: subclasses name the settings fields they carry; `settings()` rebuilds Settings."""
-
-    _FIELDS: ClassVar[tuple[str, ...]] = ()  # set by `carrying`
-
-    def settings(self) -> Settings:
-        return settings_with({f: getattr(self, f) for f in self._FIELDS})
-
-    @classmethod
-    def from_env(cls, **extra: Any) -> Any:
-        kwargs = {f: env_or_default(f) for f in cls._FIELDS}
-        kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        return cls(**{**kwargs, **extra})
-
-
-def carrying(*fields: str) -> Any:
-    """A resource base class with these `Settings` fields as its config, each declared once, in
-    `Settings`: here every one is an optional string (unset: the settings default applies; set,
-    the value is validated by `Settings` like the variable would be), described by its variable.
-
-    Why strings: the values reach `Settings` as environment variables do (`settings_with`), so a
-    launchpad override is checked by the same rules and reaches a child process the same way."""
-    for f in fields:
-        _alias(f)  # every name is a settings field with a documented variable
-    base = pydantic.create_model(
-        "SettingsFields",
-        __base__=_SettingsResource,
-        **{
-            f: (str | None, PField(default=None, description=f"{_alias(f)} (unset: its default)"))
-            for f in fields
-        },
-    )
-    base._FIELDS = tuple(fields)
-    return base
-
+from movesmart_dagster.defs.carried_settings import carrying, env_or_default, variable_of
+from movesmart_dagster.settings import load_env_file
 
 # --- Kafka --------------------------------------------------------------------------------
 
@@ -276,7 +213,7 @@ class SparkResource(
         for f in self._FIELDS:
             value = getattr(self, f)
             if value not in (None, ""):
-                env[_alias(f)] = str(value)
+                env[variable_of(f)] = str(value)
         return env
 
 
