@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from report import (  # noqa: E402  # noqa: E402
+from report import (  # noqa: E402
     chart_footer,
     finished_at,
     git_commit,

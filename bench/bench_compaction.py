@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench_streaming import end_total, simulate  # noqa: E402
-from report import (  # noqa: E402  # noqa: E402
+from report import (  # noqa: E402
     chart_footer,
     finished_at,
     git_commit,

@@ -31,7 +31,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -44,7 +43,11 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+import report  # noqa: E402
+
+from movesmart_dagster.defs.resources import lag_per_topic  # noqa: E402
 from movesmart_dagster.settings import load_settings  # noqa: E402
 from movesmart_dagster.stack.processes import free_port, free_port_block, spawn_group, stop_group  # noqa: E402
 
@@ -70,28 +73,8 @@ def log(msg: str) -> None:
 
 
 def machine() -> dict[str, Any]:
-    mem_gb = None
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_gb = round(int(line.split()[1]) / 1024 / 1024)
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "",
-    )
-    return {
-        "cores": os.cpu_count(),
-        "mem_gb": mem_gb,
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-        "commit": subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
-        ).stdout.strip(),
-    }
+    """The bench's machine record (`report.machine`) and the commit the soak starts at."""
+    return {**report.machine(), "commit": report.git_commit()}
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -245,23 +228,13 @@ def warehouse_counts(warehouse: Path) -> dict[str, int]:
 # --- Kafka and runs -------------------------------------------------------------------------
 
 
-def kafka_offsets(bootstrap: str) -> dict[str, dict[int, int]]:
-    from confluent_kafka import TopicPartition
-    from confluent_kafka.admin import AdminClient, OffsetSpec
+def kafka_offsets(settings: Any) -> dict[str, dict[int, int]]:
+    """End offsets per topic and partition (the audit's reading of them)."""
+    from movesmart_dagster.stack.audit import end_offsets
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
-    md = admin.list_topics(timeout=10)
-    wanted = {}
     out: dict[str, dict[int, int]] = {t: {} for t in TOPICS}
-    for topic in TOPICS:
-        tmd = md.topics.get(topic)
-        if tmd is None or tmd.error is not None:
-            continue
-        for p in tmd.partitions:
-            wanted[TopicPartition(topic, p)] = OffsetSpec.latest()
-    if wanted:
-        for tp, fut in admin.list_offsets(wanted, request_timeout=10).items():
-            out[tp.topic][tp.partition] = int(fut.result().offset)
+    for (topic, partition), end in end_offsets(settings, timeout=10).items():
+        out[topic][partition] = end
     return out
 
 
@@ -357,7 +330,7 @@ class Soak:
         sizes = file_sizes(self.home, skip)
         self.file_sizes.append((time.monotonic() - self.started, sizes))
         try:
-            ends = kafka_offsets(self.settings.kafka_bootstrap_servers)
+            ends = kafka_offsets(self.settings)
         except Exception as exc:  # noqa: BLE001 - a sample must not end the soak
             ends = {}
             log(f"end offsets: {exc}")
@@ -366,11 +339,7 @@ class Soak:
         state = ProgressState.load(plog)
         committed = state.committed_offsets()
         produced = sum(sum(p.values()) for p in ends.values())
-        lag = sum(
-            max(0, end - committed.get(t, {}).get(p, 0))
-            for t, parts in ends.items()
-            for p, end in parts.items()
-        )
+        lag = sum(lag_per_topic(ends, committed).values())
         try:
             runs = run_statuses(self.dagster_home)
         except Exception as exc:  # noqa: BLE001

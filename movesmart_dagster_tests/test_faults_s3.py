@@ -94,6 +94,15 @@ def _sent(*configs: dict) -> list[tuple]:
     return [(r.topic, r.key, r.value) for c in configs for r in iter_records(SimConfig(**c))]
 
 
+def _drain_and_audit(settings: Settings, env: dict[str, str], summaries: list[dict], *configs: dict) -> dict:
+    """The job drains what Kafka holds; then the exact audit, and every table read whole."""
+    drain = run_cli(env, "stream", "--available-now")
+    assert drain.returncode == 0, drain.stderr[-3000:]
+    figures = _audit(settings, env, summaries, *configs)
+    assert _read_every_table_whole(settings) == figures["rows"]
+    return figures
+
+
 def _audit(settings: Settings, env: dict[str, str], summaries: list[dict], *configs: dict) -> dict:
     """Kafka against what was sent, the tables against Kafka's offsets: exact, or the test fails."""
     total = sum(c["max_events"] for c in configs)
@@ -224,11 +233,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         summary = json.loads(summary_file.read_text())
         assert summary["total"] == LIVE["max_events"] and summary["failed_total"] == 0, summary
         job.stop()
-        drain = run_cli(env, "stream", "--available-now")
-        assert drain.returncode == 0, drain.stderr[-3000:]
-
-        figures = _audit(settings, env, [backlog, summary], BACKLOG, LIVE)
-        assert _read_every_table_whole(settings) == figures["rows"]
+        figures = _drain_and_audit(settings, env, [backlog, summary], BACKLOG, LIVE)
         figures.update(
             freeze_s=FREEZE_S,
             launches=len(job.procs),
@@ -350,11 +355,7 @@ def test_warehouse_disk_full_fails_clearly_and_resumes_exactly_once(tmp_path):
         wait_until(lambda: len(_batches(settings)) > committed, 300, "a batch after the space returned")
         recovery_s = time.monotonic() - freed_at
         job.stop()
-        drain = run_cli(env, "stream", "--available-now")
-        assert drain.returncode == 0, drain.stderr[-3000:]
-
-        figures = _audit(settings, env, [backlog, live], BACKLOG, LIVE_DISK)
-        assert _read_every_table_whole(settings) == figures["rows"]
+        figures = _drain_and_audit(settings, env, [backlog, live], BACKLOG, LIVE_DISK)
         figures.update(
             filler_mb=round(filled / 2**20, 1), failed_s=round(failed_s, 1), recovery_s=round(recovery_s, 1)
         )

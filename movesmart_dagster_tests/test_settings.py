@@ -38,20 +38,26 @@ def test_home_is_dot_movesmart_in_the_working_directory_whatever_HOME_is(clean_e
     assert settings.warehouse == (clean_env / ".movesmart" / "warehouse").as_uri()
 
 
-def test_the_cli_uses_dot_movesmart_outside_make(clean_env, tmp_path):
-    """What a user sees: `movesmart stack status` in a shell with HOME set and no MOVESMART_HOME."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVESMART_")}
-    env["HOME"] = str(tmp_path)
-    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"  # nothing listens: status only, no broker here
+def _stack_status(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`movesmart stack status` as a user runs it in `cwd` (it must succeed)."""
     done = subprocess.run(
         [sys.executable, "-m", "movesmart_dagster.cli", "stack", "status"],
-        cwd=clean_env,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    return done
+
+
+def test_the_cli_uses_dot_movesmart_outside_make(clean_env, tmp_path):
+    """What a user sees: `movesmart stack status` in a shell with HOME set and no MOVESMART_HOME."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MOVESMART_")}
+    env["HOME"] = str(tmp_path)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"  # nothing listens: status only, no broker here
+    done = _stack_status(clean_env, env)
     assert f"home    {clean_env / '.movesmart'}\n" in done.stdout, done.stdout
 
 
@@ -175,13 +181,5 @@ def test_dot_env_reaches_the_cli_the_resources_and_their_children_alike(clean_en
     assert spark.settings().home_dir == tmp_path / "from-environment"
     env = {k: v for k, v in os.environ.items() if k not in ("MOVESMART_SPARK_MASTER", "MOVESMART_HOME")}
     env["KAFKA_BOOTSTRAP_SERVERS"] = "127.0.0.1:1"  # nothing listens: status only
-    done = subprocess.run(
-        [sys.executable, "-m", "movesmart_dagster.cli", "stack", "status"],
-        cwd=clean_env,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
+    done = _stack_status(clean_env, env)
     assert f"home    {clean_env / 'from-dot-env'}\n" in done.stdout, done.stdout

@@ -14,13 +14,6 @@ from collections import deque
 
 from movesmart_dagster.schemas import EMERGENCY, GPS, TRAFFIC, VEHICLE, WEATHER
 
-VEHICLE_TOPIC, GPS_TOPIC, TRAFFIC_TOPIC, WEATHER_TOPIC, EMERGENCY_TOPIC = (
-    VEHICLE.topic,
-    GPS.topic,
-    TRAFFIC.topic,
-    WEATHER.topic,
-    EMERGENCY.topic,
-)
 BAD_BLOCK = 100  # malformed records are placed per block of 100: floor(ratio * N) in the first N = k*100
 
 # The defects `--bad-ratio` injects; each is a reason code of `movesmart_dagster.contract`.
@@ -28,23 +21,23 @@ DEFECTS = ("not_json", "not_object", "missing_required", "wrong_type", "out_of_r
 
 # (field, bad value) per topic; "location.latitude" means inside the location.
 _WRONG_TYPE: dict[str, tuple[tuple[str, object], ...]] = {
-    VEHICLE_TOPIC: (("speed", "fast"), ("year", "2024"), ("location", "London"), ("id", 42)),
-    GPS_TOPIC: (("speed", "fast"), ("direction", 45), ("deviceId", 7)),
-    TRAFFIC_TOPIC: (("location", "M6 J4"), ("cameraId", 123), ("snapshot", False)),
-    WEATHER_TOPIC: (("temperature", "warm"), ("humidity", "high"), ("location", [51.5])),
-    EMERGENCY_TOPIC: (("status", True), ("location", "here"), ("incidentId", 99)),
+    VEHICLE.topic: (("speed", "fast"), ("year", "2024"), ("location", "London"), ("id", 42)),
+    GPS.topic: (("speed", "fast"), ("direction", 45), ("deviceId", 7)),
+    TRAFFIC.topic: (("location", "M6 J4"), ("cameraId", 123), ("snapshot", False)),
+    WEATHER.topic: (("temperature", "warm"), ("humidity", "high"), ("location", [51.5])),
+    EMERGENCY.topic: (("status", True), ("location", "here"), ("incidentId", 99)),
 }
 _OUT_OF_RANGE: dict[str, tuple[tuple[str, float], ...]] = {
-    VEHICLE_TOPIC: (("speed", 412.5), ("speed", -3.0), ("year", 1850), ("location.latitude", 95.25)),
-    GPS_TOPIC: (("speed", 301.0), ("speed", -12.0)),
-    TRAFFIC_TOPIC: (("location.latitude", -91.0), ("location.longitude", 200.0)),
-    WEATHER_TOPIC: (
+    VEHICLE.topic: (("speed", 412.5), ("speed", -3.0), ("year", 1850), ("location.latitude", 95.25)),
+    GPS.topic: (("speed", 301.0), ("speed", -12.0)),
+    TRAFFIC.topic: (("location.latitude", -91.0), ("location.longitude", 200.0)),
+    WEATHER.topic: (
         ("humidity", 130.0),
         ("temperature", 75.0),
         ("airQualityIndex", -5.0),
         ("windSpeed", -2.0),
     ),
-    EMERGENCY_TOPIC: (("location.longitude", -190.0), ("location.latitude", 90.5)),
+    EMERGENCY.topic: (("location.longitude", -190.0), ("location.latitude", 90.5)),
 }
 _BAD_TIMESTAMPS = ("not-a-time", "2024-13-45T25:61:00", "yesterday 5pm", "03/06/2024 08:00")
 
