@@ -28,7 +28,7 @@ from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import free_port, stop_group
 from movesmart_dagster_tests.conftest import stack_env
-from movesmart_dagster_tests.test_e2e_dagster import _jvms_of, _wait
+from movesmart_dagster_tests.test_e2e_dagster import jvms_of, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +84,7 @@ def _assert_stopped_cleanly(home: Path, status: dg.DagsterRunStatus) -> dg.Dagst
     # the streaming job itself was stopped by its op (SIGTERM, after its current batch)
     (child_log,) = (home / "streaming" / "logs").glob(f"*-{runs[0].run_id[:8]}.log")
     assert "[movesmart stream] stopped after" in child_log.read_text()
-    assert not _jvms_of(home), "a Spark JVM outlived the stop"
+    assert not jvms_of(home), "a Spark JVM outlived the stop"
     return runs[0]
 
 
@@ -109,12 +109,12 @@ def test_ctrl_c_of_make_dev_stops_the_streaming_run_quietly(tmp_path):
                 # SIGINT must reach it even if this pytest was started with SIGINT ignored
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
-        _wait(lambda: _committed_batches(home) >= 1, 300, "the supervised streaming run to commit a batch")
+        wait_for(lambda: _committed_batches(home) >= 1, 300, "the supervised streaming run to commit a batch")
         # a short run in progress when Ctrl-C lands (as a scheduled catalog run may be): it may finish
         client = DagsterGraphQLClient("127.0.0.1", port_number=int(env["MOVESMART_DAGSTER_PORT"]))
         short_run_id = client.submit_job_execution("catalog_job")
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
-            _wait(
+            wait_for(
                 lambda: instance.get_run_by_id(short_run_id).status == dg.DagsterRunStatus.STARTED,
                 120,
                 "the catalog run to start",
@@ -138,7 +138,7 @@ def test_ctrl_c_of_make_dev_stops_the_streaming_run_quietly(tmp_path):
         if dev is not None:
             stop_group(dev, signal.SIGTERM, 60)
         broker.down()
-        for pid in _jvms_of(home):
+        for pid in jvms_of(home):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
@@ -174,7 +174,7 @@ def test_an_interrupted_streaming_run_ends_canceled(tmp_path):
             start_new_session=True,
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
-        _wait(lambda: _committed_batches(home) >= 1, 300, "the streaming run to commit a batch")
+        wait_for(lambda: _committed_batches(home) >= 1, 300, "the streaming run to commit a batch")
         worker.send_signal(signal.SIGINT)
         output, _ = worker.communicate(timeout=240)
         assert worker.returncode == 0, output[-4000:]
@@ -187,6 +187,6 @@ def test_an_interrupted_streaming_run_ends_canceled(tmp_path):
         if worker is not None:
             stop_group(worker, signal.SIGTERM, 60)
         broker.down()
-        for pid in _jvms_of(home):
+        for pid in jvms_of(home):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -85,7 +85,7 @@ class DagsterDev:
         return asset.get("assetMaterializations", []) if asset else []
 
 
-def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
+def wait_for(predicate, timeout: float, what: str, interval: float = 2.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -95,7 +95,7 @@ def _wait(predicate, timeout: float, what: str, interval: float = 2.0):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _jvms_of(home: Path) -> list[int]:
+def jvms_of(home: Path) -> list[int]:
     """Java processes started with this MOVESMART_HOME, the broker excepted."""
     found = []
     for entry in Path("/proc").iterdir():
@@ -158,13 +158,13 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
             )
         assert wait_for_port(port, 180, alive=lambda: procs[0].poll() is None), log.read_text()[-3000:]
         dev = DagsterDev(f"http://127.0.0.1:{port}", env, home, log)
-        _wait(lambda: _location_loaded(dev), 180, "the code location to load")
+        wait_for(lambda: _location_loaded(dev), 180, "the code location to load")
         yield dev
     finally:
         for proc in procs:
             stop_group(proc, signal.SIGINT, 120)
         broker.down()
-        leftovers = _jvms_of(home)
+        leftovers = jvms_of(home)
         for pid in leftovers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -205,7 +205,7 @@ def streaming_run(dagster_dev: DagsterDev) -> dict:
     """The run the supervisor launched by itself, once every record sent is reported: each
     test that needs the stream's data asks for this (none relies on another test's effects)."""
     started = time.monotonic()
-    run = _wait(
+    run = wait_for(
         lambda: next((r for r in dagster_dev.runs() if r["status"] == "STARTED"), None),
         240,
         "the supervisor to launch a streaming run",
@@ -215,9 +215,11 @@ def streaming_run(dagster_dev: DagsterDev) -> dict:
         latest = {t: dagster_dev.materializations(["smartcity", t], 1) for t in (*TABLES, "quarantine")}
         return latest if all(latest.values()) else None
 
-    first = _wait(all_tables, 300, "materializations of the five tables and quarantine", interval=3)
+    first = wait_for(all_tables, 300, "materializations of the five tables and quarantine", interval=3)
     print(f"first materializations of all tables {time.monotonic() - started:.0f}s after dagster dev was up")
-    _wait(lambda: _reported_rows(dagster_dev) == SENT, 300, f"all {SENT} records to be reported", interval=3)
+    wait_for(
+        lambda: _reported_rows(dagster_dev) == SENT, 300, f"all {SENT} records to be reported", interval=3
+    )
     return {"run": run, "first": first}
 
 
@@ -291,20 +293,20 @@ def test_a_past_day_is_computed_by_itself_and_recomputed_after_late_records(
     # 400 records of 5 vehicles every 30 s from 06:00: weather readings in hour 06 only
     assert seed_past_day(dagster_dev.env, day, seed=3, events=400, start="06:00") == 0
     started = time.monotonic()
-    assert _wait(
+    assert wait_for(
         lambda: _analytics_rows(dagster_dev, "weather_summary", day) or None, 600, f"{day}'s analytics"
     ) == [1]
     print(f"past day computed by the automation {time.monotonic() - started:.0f}s after it was sent")
     # late records: the same day's evening (hour 18): one more hourly row
     assert seed_past_day(dagster_dev.env, day, seed=4, events=200, start="18:00") == 0
-    rows = _wait(
+    rows = wait_for(
         lambda: (r := _analytics_rows(dagster_dev, "weather_summary", day))[-1] == 2 and r,
         600,
         f"{day}'s analytics to be recomputed after late records",
     )
     assert rows[0] == 1 and rows[-1] == 2, rows
     finished = ("SUCCESS", "FAILURE", "CANCELED")
-    runs = _wait(
+    runs = wait_for(
         lambda: (
             (r := _runs_of_sensor(dagster_dev, "day_partitions_automation"))
             and all(x["status"] in finished for x in r)
@@ -396,7 +398,7 @@ def test_ui_checks_tab_shows_per_day_results(dagster_dev: DagsterDev, streaming_
         latest = _table_checks(dagster_dev, table)[check]["executionForLatestMaterialization"]
         return latest if latest and latest["status"] == "SUCCEEDED" else None
 
-    latest = _wait(evaluated, 300, f"{check} to run by itself", interval=3)
+    latest = wait_for(evaluated, 300, f"{check} to run by itself", interval=3)
     run = dagster_dev.graphql(
         """query($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value }
              assetCheckSelection { name } assetSelection { path } } } }""",
@@ -453,25 +455,25 @@ def test_terminating_the_run_stops_spark(dagster_dev: DagsterDev, streaming_run:
 
     run = streaming_run["run"]
     assert next(r["status"] for r in dagster_dev.runs() if r["runId"] == run["runId"]) == "STARTED"
-    assert _jvms_of(dagster_dev.home), "a Spark JVM runs while the streaming run is STARTED"
+    assert jvms_of(dagster_dev.home), "a Spark JVM runs while the streaming run is STARTED"
     result = dagster_dev.graphql(
         """mutation($id: String!) { terminateRun(runId: $id) { __typename
              ... on TerminateRunFailure { message } ... on PythonError { message } } }""",
         {"id": run["runId"]},
     )["terminateRun"]
     assert result["__typename"] == "TerminateRunSuccess", result
-    _wait(
+    wait_for(
         lambda: next(r["status"] for r in dagster_dev.runs() if r["runId"] == run["runId"]) == "CANCELED",
         180,
         "the run to be CANCELED",
     )
-    _wait(lambda: not _jvms_of(dagster_dev.home), 60, "the Spark JVM to exit")
+    wait_for(lambda: not jvms_of(dagster_dev.home), 60, "the Spark JVM to exit")
     # a clean stop: the job got SIGTERM from the op and ended after its current batch
     (child_log,) = (dagster_dev.home / "streaming" / "logs").glob(f"*-{run['runId'][:8]}.log")
     assert "[movesmart stream] stopped after" in child_log.read_text()
     # the sensor daemon has gone round since: a stopped supervisor launched nothing
     canceled_at = time.time()
-    _wait(
+    wait_for(
         lambda: _sensor_daemon_heartbeat(dagster_dev) > canceled_at, 180, "a sensor-daemon round", interval=3
     )
     assert not [r for r in dagster_dev.runs() if r["status"] in ("QUEUED", "STARTING", "STARTED")]
@@ -503,7 +505,7 @@ def test_ui_backfill_of_the_analytics(dagster_dev: DagsterDev, streaming_run: di
         value = data["partitionBackfillOrError"]["status"]
         return value if value not in ("REQUESTED", "CANCELING", "FAILING") else None
 
-    assert _wait(status, 400, "the backfill to finish", interval=5) in ("COMPLETED", "COMPLETED_SUCCESS")
+    assert wait_for(status, 400, "the backfill to finish", interval=5) in ("COMPLETED", "COMPLETED_SUCCESS")
     for key in ANALYTICS_KEYS.values():
         mats = dagster_dev.graphql(
             """query($key: AssetKeyInput!, $p: [String!]) { assetOrError(assetKey: $key) {

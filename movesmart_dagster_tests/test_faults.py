@@ -51,7 +51,7 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, every: 
     return time.monotonic() - started
 
 
-def _simulate(env: dict[str, str], summary: Path, *args: str) -> subprocess.Popen:
+def start_simulator(env: dict[str, str], summary: Path, *args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [*MOVESMART, "simulate", "--no-progress", "--summary-json", str(summary), *args],
         env={**os.environ, **env},
@@ -71,7 +71,7 @@ def test_kill_9_of_a_leader_mid_produce_loses_and_doubles_nothing(tmp_path):
     summary_file = tmp_path / "summary.json"
     run = None
     try:
-        run = _simulate(env, summary_file, *sim_args)
+        run = start_simulator(env, summary_file, *sim_args)
         wait_until(lambda: records_in_kafka(settings) >= 20_000, 120, "20,000 records in Kafka")
         victim = partition_leaders(settings, "vehicle_data")[0]
         pids = {n.node_id: n.pid for n in cluster.status().nodes}
@@ -128,7 +128,7 @@ def test_kill_9_of_a_leader_mid_produce_loses_and_doubles_nothing(tmp_path):
         cluster.down()
 
 
-def _batches(settings) -> list:
+def committed_batches(settings) -> list:
     return list(iter_all(settings.progress_log))
 
 
@@ -136,7 +136,7 @@ BACKLOG = {"vehicles": 4, "seed": 5, "max_events": 6_000, "bad_ratio": 0.02}
 LIVE = {"vehicles": 10, "seed": 6, "max_events": 40_000, "bad_ratio": 0.02}
 
 
-def _sim_flags(config: dict) -> list[str]:
+def sim_flags(config: dict) -> list[str]:
     flags = {
         "vehicles": "--vehicles",
         "seed": "--seed",
@@ -170,13 +170,16 @@ def test_single_broker_outage_mid_stream_every_offset_exactly_once(tmp_path):
 
     run = None
     try:
-        backlog = simulate(env, *_sim_flags(BACKLOG))
+        backlog = simulate(env, *sim_flags(BACKLOG))
         launch_stream()
         wait_until(
-            lambda: any(b.input_rows for b in _batches(settings)), 240, "a first committed batch", every=1
+            lambda: any(b.input_rows for b in committed_batches(settings)),
+            240,
+            "a first committed batch",
+            every=1,
         )
         # mid-stream: the job runs and the simulator produces when the broker stops
-        run = _simulate(env, summary_file, "--rate", "2000", *_sim_flags(LIVE))
+        run = start_simulator(env, summary_file, "--rate", "2000", *sim_flags(LIVE))
         wait_until(
             lambda: records_in_kafka(settings) >= BACKLOG["max_events"] + 4_000, 120, "live records flowing"
         )
@@ -188,12 +191,12 @@ def test_single_broker_outage_mid_stream_every_offset_exactly_once(tmp_path):
             time.sleep(0.5)
         assert run.poll() is None, "the simulator gave up during the outage"
         broker.up()
-        committed_before = len(_batches(settings))
+        committed_before = len(committed_batches(settings))
 
         def committed_again() -> bool:
             if streams[-1].poll() is not None:  # it failed: relaunch it, as the supervisor does
                 launch_stream()
-            return len(_batches(settings)) > committed_before
+            return len(committed_batches(settings)) > committed_before
 
         # the job commits again with the broker back (recovered by itself, or relaunched)
         wait_until(committed_again, 240, "a batch after the outage", every=1)

@@ -35,7 +35,7 @@ from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import pid_alive
 from movesmart_dagster.stack.s3_endpoint import LocalS3Endpoint
 from movesmart_dagster_tests.conftest import DUMMY_AWS, s3_stack_env, stack_env
-from movesmart_dagster_tests.test_faults import _batches, _sim_flags, _simulate, wait_until
+from movesmart_dagster_tests.test_faults import committed_batches, sim_flags, start_simulator, wait_until
 from movesmart_dagster_tests.test_stack_cluster import MOVESMART
 from movesmart_dagster_tests.test_streaming_support import REPO, SPARK_ENV, run_cli, simulate
 
@@ -183,12 +183,15 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
     frozen = False
     try:
         broker.up()
-        backlog = simulate(env, *_sim_flags(BACKLOG))
+        backlog = simulate(env, *sim_flags(BACKLOG))
         job.launch()
         wait_until(
-            lambda: any(b.input_rows for b in _batches(settings)), 240, "a first committed batch", every=1
+            lambda: any(b.input_rows for b in committed_batches(settings)),
+            240,
+            "a first committed batch",
+            every=1,
         )
-        run = _simulate(env, summary_file, "--rate", "1200", *_sim_flags(LIVE))
+        run = start_simulator(env, summary_file, "--rate", "1200", *sim_flags(LIVE))
         wait_until(
             lambda: records_in_kafka(settings) >= BACKLOG["max_events"] + 2_000, 120, "live records flowing"
         )
@@ -201,7 +204,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         assert not _endpoint_answers(settings.s3_endpoint, 2.0), "the endpoint answered while frozen"
         # from here on no batch can commit (its metadata files live on the endpoint); one whose
         # requests were all served before the freeze has written its progress line by now
-        committed = len(_batches(settings))
+        committed = len(committed_batches(settings))
         first = job.current
         failed_after: list[float] = []  # seconds from the freeze to the first job's exit, if it exits
 
@@ -212,7 +215,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         while time.monotonic() - frozen_at < FREEZE_S:  # the fault's own span; the job may fail meanwhile
             note_exit()
             time.sleep(0.5)
-        committed_while_frozen = len(_batches(settings)) - committed
+        committed_while_frozen = len(committed_batches(settings)) - committed
         os.kill(server_pid, signal.SIGCONT)
         frozen = False
         thawed_at = time.monotonic()
@@ -223,7 +226,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         def committed_again() -> bool:
             note_exit()
             job.relaunch_if_exited()  # it failed: relaunch it, as the supervisor does
-            return len(_batches(settings)) > committed
+            return len(committed_batches(settings)) > committed
 
         wait_until(committed_again, 300, "a batch committed after the thaw", every=0.5)
         recovery_s = time.monotonic() - thawed_at
@@ -327,19 +330,22 @@ def test_warehouse_disk_full_fails_clearly_and_resumes_exactly_once(tmp_path):
     filler = mount / "filler"
     try:
         broker.up()
-        backlog = simulate(env, *_sim_flags(BACKLOG))
+        backlog = simulate(env, *sim_flags(BACKLOG))
         job.launch()
         wait_until(
-            lambda: any(b.input_rows for b in _batches(settings)), 240, "a first committed batch", every=1
+            lambda: any(b.input_rows for b in committed_batches(settings)),
+            240,
+            "a first committed batch",
+            every=1,
         )
-        committed = len(_batches(settings))
+        committed = len(committed_batches(settings))
         filled = _fill(filler)
         assert os.statvfs(mount).f_bavail == 0
-        live = simulate(env, *_sim_flags(LIVE_DISK))  # all at once: the next batch has rows to write
+        live = simulate(env, *sim_flags(LIVE_DISK))  # all at once: the next batch has rows to write
         full_at = time.monotonic()
         assert job.current.wait(300) == 1, job.log(0).read_text()[-3000:]
         failed_s = time.monotonic() - full_at
-        assert len(_batches(settings)) == committed  # nothing committed on a full disk
+        assert len(committed_batches(settings)) == committed  # nothing committed on a full disk
         # what the user sees last: one line naming the cause and the place (Spark's own log
         # lines with their stack traces come before it)
         said = [line for line in job.log(0).read_text().splitlines() if line.startswith("[movesmart")]
@@ -347,12 +353,14 @@ def test_warehouse_disk_full_fails_clearly_and_resumes_exactly_once(tmp_path):
         assert message.startswith("[movesmart stream] query failed: no space left on device"), said
         assert (mount / "warehouse").as_uri() in message, message
         # the table files the failed batch left: none the catalog knows about, none read
-        assert _read_every_table_whole(settings) == sum(b.input_rows for b in _batches(settings))
+        assert _read_every_table_whole(settings) == sum(b.input_rows for b in committed_batches(settings))
 
         filler.unlink()  # the space comes back; the supervisor's next launch resumes
         freed_at = time.monotonic()
         job.launch()
-        wait_until(lambda: len(_batches(settings)) > committed, 300, "a batch after the space returned")
+        wait_until(
+            lambda: len(committed_batches(settings)) > committed, 300, "a batch after the space returned"
+        )
         recovery_s = time.monotonic() - freed_at
         job.stop()
         figures = _drain_and_audit(settings, env, [backlog, live], BACKLOG, LIVE_DISK)
