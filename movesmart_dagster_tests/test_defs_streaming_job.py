@@ -12,15 +12,17 @@ reach the topics' end offsets.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dagster as dg
 
 from movesmart_dagster.defs.keys import TABLE_KEYS
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
-from movesmart_dagster.defs.streaming.job import streaming_job
+from movesmart_dagster.defs.streaming.job import remembered_interrupts, streaming_job
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import ALL_TABLES, TABLES, TOPICS
 from movesmart_dagster.settings import load_settings
@@ -127,3 +129,29 @@ def test_a_second_streaming_run_refuses_to_start(platform_stack, tmp_path, monke
         failure = result.get_step_failure_events()[0].step_failure_data.error
         assert f"another streaming run is active ({first.run_id[:8]})" in failure.message
     assert not (tmp_path / "home" / "streaming" / "logs").exists()  # no child was started
+
+
+def test_an_interrupt_swallowed_on_its_way_is_still_remembered():
+    """Dagster's handler raises the interrupt into whatever runs; when that code swallows it (it
+    happened inside Dagster's event writing), the op still sees it in the event it polls."""
+
+    def dagster_like(signo, frame):
+        raise dg.DagsterExecutionInterruptedError()
+
+    previous = signal.signal(signal.SIGINT, dagster_like)
+    term = signal.getsignal(signal.SIGTERM)
+    try:
+        with remembered_interrupts() as interrupted:
+            assert not interrupted.is_set()
+            deadline = time.monotonic() + 10
+            try:  # the code the interrupt lands in swallows it
+                os.kill(os.getpid(), signal.SIGINT)
+                while time.monotonic() < deadline:
+                    pass
+            except dg.DagsterExecutionInterruptedError:
+                pass
+            assert interrupted.is_set()
+        assert signal.getsignal(signal.SIGINT) is dagster_like  # restored
+        assert signal.getsignal(signal.SIGTERM) is term  # not a Python handler here: left alone
+    finally:
+        signal.signal(signal.SIGINT, previous)
