@@ -128,6 +128,16 @@ def test_kill_9_of_a_leader_mid_produce_loses_and_doubles_nothing(tmp_path):
         cluster.down()
 
 
+def wait_for_first_batch(settings) -> None:
+    """Until the job has committed a batch with rows (four minutes at most)."""
+    wait_until(
+        lambda: any(b.input_rows for b in committed_batches(settings)),
+        240,
+        "a first committed batch",
+        every=1,
+    )
+
+
 def committed_batches(settings) -> list:
     return list(iter_all(settings.progress_log))
 
@@ -172,12 +182,7 @@ def test_single_broker_outage_mid_stream_every_offset_exactly_once(tmp_path):
     try:
         backlog = simulate(env, *sim_flags(BACKLOG))
         launch_stream()
-        wait_until(
-            lambda: any(b.input_rows for b in committed_batches(settings)),
-            240,
-            "a first committed batch",
-            every=1,
-        )
+        wait_for_first_batch(settings)
         # mid-stream: the job runs and the simulator produces when the broker stops
         run = start_simulator(env, summary_file, "--rate", "2000", *sim_flags(LIVE))
         wait_until(

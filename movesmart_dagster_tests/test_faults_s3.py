@@ -35,7 +35,13 @@ from movesmart_dagster.stack.kafka_broker import KafkaBroker
 from movesmart_dagster.stack.processes import pid_alive
 from movesmart_dagster.stack.s3_endpoint import LocalS3Endpoint
 from movesmart_dagster_tests.conftest import DUMMY_AWS, s3_stack_env, stack_env
-from movesmart_dagster_tests.test_faults import committed_batches, sim_flags, start_simulator, wait_until
+from movesmart_dagster_tests.test_faults import (
+    committed_batches,
+    sim_flags,
+    start_simulator,
+    wait_for_first_batch,
+    wait_until,
+)
 from movesmart_dagster_tests.test_stack_cluster import MOVESMART
 from movesmart_dagster_tests.test_streaming_support import REPO, SPARK_ENV, run_cli, simulate
 
@@ -185,12 +191,7 @@ def test_s3_endpoint_frozen_mid_batch_no_torn_table_every_offset_exactly_once(tm
         broker.up()
         backlog = simulate(env, *sim_flags(BACKLOG))
         job.launch()
-        wait_until(
-            lambda: any(b.input_rows for b in committed_batches(settings)),
-            240,
-            "a first committed batch",
-            every=1,
-        )
+        wait_for_first_batch(settings)
         run = start_simulator(env, summary_file, "--rate", "1200", *sim_flags(LIVE))
         wait_until(
             lambda: records_in_kafka(settings) >= BACKLOG["max_events"] + 2_000, 120, "live records flowing"
@@ -332,12 +333,7 @@ def test_warehouse_disk_full_fails_clearly_and_resumes_exactly_once(tmp_path):
         broker.up()
         backlog = simulate(env, *sim_flags(BACKLOG))
         job.launch()
-        wait_until(
-            lambda: any(b.input_rows for b in committed_batches(settings)),
-            240,
-            "a first committed batch",
-            every=1,
-        )
+        wait_for_first_batch(settings)
         committed = len(committed_batches(settings))
         filled = _fill(filler)
         assert os.statvfs(mount).f_bavail == 0
