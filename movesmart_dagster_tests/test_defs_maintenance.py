@@ -21,7 +21,7 @@ import pytest
 from movesmart_dagster.definitions import defs
 from movesmart_dagster.defs.keys import COMPACTION_KEY, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance import compaction
-from movesmart_dagster.defs.partitions import closed_keys, daily_partitions, day_closed
+from movesmart_dagster.defs.partitions import closed_keys, daily_partitions, day_closed, late_grace
 from movesmart_dagster.defs.resources import build_resources
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.settings import load_settings
@@ -178,7 +178,7 @@ def test_day_closed_after_grace(monkeypatch: pytest.MonkeyPatch, minutes: str | 
     else:
         monkeypatch.setenv("MOVESMART_LATE_GRACE_MINUTES", minutes)
     grace = timedelta(minutes=float(minutes or 15))  # the documented default: 15
-    assert compaction.late_grace() == grace
+    assert late_grace(load_settings()) == grace
     day = date(2024, 3, 11)
     end = datetime(2024, 3, 12, tzinfo=UTC)
     assert not day_closed(day, end, grace)

@@ -88,6 +88,17 @@ def _assert_stopped_cleanly(home: Path, status: dg.DagsterRunStatus) -> dg.Dagst
     return runs[0]
 
 
+def _started(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """True once the run is STARTED; a run already ended cannot be interrupted, so that fails here."""
+    status = instance.get_run_by_id(run_id).status
+    assert status not in (
+        dg.DagsterRunStatus.SUCCESS,
+        dg.DagsterRunStatus.FAILURE,
+        dg.DagsterRunStatus.CANCELED,
+    ), f"the short run ended ({status}) before Ctrl-C could land"
+    return status == dg.DagsterRunStatus.STARTED
+
+
 def test_ctrl_c_of_make_dev_stops_the_streaming_run_quietly(tmp_path):
     home = tmp_path / "home"
     (home / "dagster").mkdir(parents=True)
@@ -110,14 +121,17 @@ def test_ctrl_c_of_make_dev_stops_the_streaming_run_quietly(tmp_path):
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
             )
         wait_for(lambda: _committed_batches(home) >= 1, 300, "the supervised streaming run to commit a batch")
-        # a short run in progress when Ctrl-C lands (as a scheduled catalog run may be): it may finish
+        # a short run in progress when Ctrl-C lands (as a scheduled maintenance run may be): it may
+        # finish. The snapshot-expiry run starts a Spark session, so it is in progress for seconds; the
+        # catalog run was in STARTED for ~1 s, and a 2 s poll in CI missed it (the run had ended).
         client = DagsterGraphQLClient("127.0.0.1", port_number=int(env["MOVESMART_DAGSTER_PORT"]))
-        short_run_id = client.submit_job_execution("catalog_job")
+        short_run_id = client.submit_job_execution("table_snapshots_job")
         with dg.DagsterInstance.from_config(str(home / "dagster")) as instance:
             wait_for(
-                lambda: instance.get_run_by_id(short_run_id).status == dg.DagsterRunStatus.STARTED,
+                lambda: _started(instance, short_run_id),
                 120,
-                "the catalog run to start",
+                "the snapshot-expiry run to start",
+                interval=0.2,
             )
         interrupted_at = time.time()
         # Ctrl-C in a terminal: SIGINT to `make dev`'s foreground process (its children have their own sessions)

@@ -23,7 +23,7 @@ import math
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import dagster as dg
@@ -55,11 +55,6 @@ class DayFiles:
 
 def check_name(table: str) -> str:
     return f"{table}_files_fit_size"
-
-
-def late_grace() -> timedelta:
-    """The grace after which a day is closed, read from the settings when a run or tick asks."""
-    return partitions_lib.late_grace(load_settings())
 
 
 def day_files(settings: Settings, table: str, day: date, catalog: Any = None) -> DayFiles:
@@ -196,7 +191,10 @@ def days_to_compact(
 ) -> list[str]:
     """Closed days of the lookback that need a compaction run: yesterday's day once it is closed and
     not compacted yet, and any day a table reported rows for after its last compaction."""
-    days = partitions_lib.closed_keys(partitions, now, late_grace())[-LOOKBACK_DAYS:]
+    # the grace is read when a run or tick asks (MOVESMART_LATE_GRACE_MINUTES)
+    days = partitions_lib.closed_keys(partitions, now, partitions_lib.late_grace(load_settings()))[
+        -LOOKBACK_DAYS:
+    ]
     if not days:
         return []
 

@@ -26,7 +26,7 @@ import org.apache.spark.sql.api.java.UDF2;
  * where Jackson would guess UTF-16/32, a huge integer) it answers null and leaves the
  * verdict to the reference.
  *
- * <p>The record comes as a JSON spec built by validation.py from schemas.py, so no
+ * <p>The record comes as a JSON spec built by validation/fast_contract.py from schemas.py, so no
  * schema fact lives here. Output struct: fields in schema order; string as String,
  * timestamp as epoch microseconds (Long), double as Double, int as Integer, location as
  * a struct (latitude, longitude).
