@@ -45,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -386,7 +387,8 @@ def latency(
 
 
 _BATCH_LINE = re.compile(
-    r"batch (\d+) committed: (\d+) rows, (\d+) quarantined, (\d+) ms \(([^)]*)\)(?:, appends (.*?))?"
+    r"batch (\d+) committed: (\d+) rows, (\d+) quarantined, (?:(\d+) files, )?(\d+) ms \(([^)]*)\)"
+    r"(?:, appends (.*?))?"
     r"(?:, \d+ table\(s\) already held it)?$"
 )
 
@@ -400,14 +402,15 @@ def batch_costs(job_log: str) -> dict:
         m = _BATCH_LINE.search(line.strip())
         if not m:
             continue
-        phases = {k: float(v.rstrip("s")) for k, v in (x.split() for x in m.group(5).split(", ") if x)}
+        phases = {k: float(v.rstrip("s")) for k, v in (x.split() for x in m.group(6).split(", ") if x)}
         appends = {
-            k: float(v.rstrip("s")) for k, v in (x.split() for x in (m.group(6) or "").split(", ") if x)
+            k: float(v.rstrip("s")) for k, v in (x.split() for x in (m.group(7) or "").split(", ") if x)
         }
         batches.append(
             {
                 "rows": int(m.group(2)) + int(m.group(3)),
-                "ms": int(m.group(4)),
+                "files": int(m.group(4) or 0),
+                "ms": int(m.group(5)),
                 "phases": phases,
                 "appends": appends,
             }
@@ -423,6 +426,7 @@ def batch_costs(job_log: str) -> dict:
         "rows_median": med([b["rows"] for b in busy]),
         "duration_median_s": med([b["ms"] / 1000 for b in busy]),
         "duration_max_s": round(max(b["ms"] for b in busy) / 1000, 2) if busy else None,
+        "files_median": med([b["files"] for b in busy]),
         "read_median_s": med([b["phases"].get("read", 0.0) for b in busy]),
         "commit_phase_median_s": med([b["phases"].get("commit", 0.0) for b in busy]),
         "append_median_s": med([v for b in busy for v in b["appends"].values()]),
@@ -536,7 +540,7 @@ def write_results(result: dict, write: bool = True) -> None:
     lines = [
         f"Backlog {result['events']:,} events ({result['malformed']:,} malformed); latency window "
         f"{result['window_s']} s at {result['rate']} events/s; ours with `--trigger-interval "
-        f'"{result["trigger_s"]} seconds"`, the seed with its default trigger.',
+        f'"{result["trigger"]}"` (its default unless the run said otherwise), the seed with its default trigger.',
         "Ours writes Apache Iceberg tables: a row counts as visible once it is in its table's current "
         "snapshot, read through the catalog (pyiceberg, the reader of `movesmart query`); catch-up "
         "clock: process exit. The seed writes plain Parquet files (no table format): visible = in a "
@@ -645,7 +649,18 @@ def main() -> int:
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--rate", type=int, default=2000, help="events/s in the latency window")
     ap.add_argument("--window", type=int, default=60, help="seconds of fixed-rate production")
-    ap.add_argument("--trigger", type=int, default=10, help="our trigger interval in seconds")
+    ap.add_argument(
+        "--trigger",
+        type=float,
+        default=None,
+        help="our trigger interval in seconds (default: the job's default)",
+    )
+    ap.add_argument(
+        "--latency-only",
+        metavar="TRIGGERS",
+        help="comma-separated trigger intervals in seconds (e.g. 0,2,10): ours at each, then the seed, "
+        "the latency window only; printed, not written",
+    )
     ap.add_argument("--driver-memory", default="4g")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
     ap.add_argument("--probe-rows", type=int, default=2000, help="rows per append in the commit probe")
@@ -682,7 +697,7 @@ def main() -> int:
         "events": args.events,
         "rate": args.rate,
         "window_s": args.window,
-        "trigger_s": args.trigger,
+        "trigger": f"{args.trigger:g} seconds" if args.trigger is not None else default_trigger(),
         "load_1m": {},  # before each timed run, and at the end
         "load_1m_during": {},  # mean of 5-s samples during each run
     }
@@ -711,6 +726,8 @@ def main() -> int:
     broker = KafkaBroker(load_settings(env), heap="1g")
     broker.up()
     try:
+        if args.latency_only:
+            return latency_only(env, home, args, load_before)
         vehicles = max(50, args.events // 6000)
         log(f"producing a backlog of {args.events:,} events ({vehicles} vehicles, 1% malformed)")
         summary = simulate(
@@ -794,12 +811,12 @@ def main() -> int:
         log(f"  floor: {floor}")
         result["catch_up"] = {"ours": ours, "ours_no_cds": ours_no_cds, "seed": seed_res, "floor": floor}
 
-        log(f"latency: ours, trigger {args.trigger} s, {args.rate} events/s for {args.window} s")
+        log(f"latency: ours, trigger {result['trigger']}, {args.rate} events/s for {args.window} s")
         load_before("latency_ours")
         ours_log = home / "ours-latency.log"
         ours_lat = latency(
             env,
-            [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", f"{args.trigger} seconds"],
+            [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", result["trigger"]],
             CatalogOutputs(env),
             ours_log,
             args.rate,
@@ -834,6 +851,55 @@ def main() -> int:
             shutil.rmtree(home, ignore_errors=True)
         else:
             log(f"kept {home}")
+
+
+def default_trigger() -> str:
+    """The job's default trigger interval (MOVESMART_STREAM_TRIGGER_INTERVAL's default)."""
+    from movesmart_dagster.settings import Settings
+
+    return str(Settings.model_fields["stream_trigger_interval"].default)
+
+
+def latency_only(
+    env: dict[str, str], home: Path, args: argparse.Namespace, load_before: Callable[[str], None]
+) -> int:
+    """Ours at each trigger interval, then the seed's job, on an empty broker: p50/p95/max."""
+    rows = []
+    for i, trigger in enumerate(float(t) for t in args.latency_only.split(",")):
+        load_before(f"latency_ours_{trigger:g}")
+        log_file = home / f"ours-latency-{trigger:g}.log"
+        lat = latency(
+            env,
+            [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", f"{trigger:g} seconds"],
+            CatalogOutputs(env),
+            log_file,
+            args.rate,
+            args.window,
+            seed=201 + i,
+        )
+        lat["batches"] = batch_costs(log_file.read_text(errors="replace"))
+        log(f"  ours, trigger {trigger:g} s: {lat}")
+        rows.append((f"ours, trigger {trigger:g} s", lat))
+    load_before("latency_seed")
+    seed_out = home / "seed"
+    seed_lat = latency(
+        env,
+        seed_cmd(env, seed_out, args.driver_memory),
+        Outputs([seed_out / "data"]),
+        home / "seed-latency.log",
+        args.rate,
+        args.window,
+        seed=102,
+    )
+    rows.append(("seed, default trigger", seed_lat))
+    load_before("end")
+    print(f"| job | p50, s | p95, s | max, s | p95 / seed's |  ({args.rate} events/s for {args.window} s)")
+    for name, lat in rows:
+        print(
+            f"| {name} | {lat['p50_s']} | {lat['p95_s']} | {lat['max_s']} | "
+            f"{lat['p95_s'] / seed_lat['p95_s']:.2f} |"
+        )
+    return 0
 
 
 if __name__ == "__main__":

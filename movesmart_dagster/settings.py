@@ -86,8 +86,10 @@ class Settings(BaseSettings):
     # --- table maintenance (`movesmart tables ...`, tables/maintenance.py) -----------------
     # the size compaction rewrites a day's data files into
     target_file_bytes: int = Field(128 * 1024 * 1024, alias="MOVESMART_TARGET_FILE_BYTES", ge=1)
-    # snapshots older than this are expired (the last few are always kept): ISO 8601 (P3D, PT12H)
-    snapshot_retention: timedelta = Field(timedelta(days=3), alias="MOVESMART_SNAPSHOT_RETENTION")
+    # snapshots older than this are expired (the last few are always kept): ISO 8601 (PT1H, P3D).
+    # Short, because the stream commits a snapshot per table every trigger (1,800 an hour at 2 s)
+    # and every snapshot stays in the metadata file each commit rewrites and each reader parses
+    snapshot_retention: timedelta = Field(timedelta(hours=1), alias="MOVESMART_SNAPSHOT_RETENTION")
 
     # --- S3 / AWS -----------------------------------------------------------------------
     s3_endpoint: str | None = Field(None, alias="MOVESMART_S3_ENDPOINT")
@@ -115,7 +117,9 @@ class Settings(BaseSettings):
     catalog_freshness_fail_minutes: float = Field(
         120.0, alias="MOVESMART_CATALOG_FRESHNESS_FAIL_MINUTES", gt=0
     )
-    stream_trigger_interval: str = Field("10 seconds", alias="MOVESMART_STREAM_TRIGGER_INTERVAL")
+    # a short trigger serves latency (bench/bench_streaming.py); the snapshots it makes are
+    # expired hourly (MOVESMART_SNAPSHOT_RETENTION), its small files compacted per closed day
+    stream_trigger_interval: str = Field("2 seconds", alias="MOVESMART_STREAM_TRIGGER_INTERVAL")
     supervisor_interval_seconds: int = Field(15, alias="MOVESMART_SUPERVISOR_INTERVAL_SECONDS", ge=1)
     supervisor_stall_seconds: float = Field(300.0, alias="MOVESMART_SUPERVISOR_STALL_SECONDS", gt=0)
     supervisor_backoff_base_seconds: float = Field(15.0, alias="MOVESMART_SUPERVISOR_BACKOFF_SECONDS", ge=0)

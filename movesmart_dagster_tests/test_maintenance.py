@@ -110,7 +110,7 @@ def test_expire_keeps_the_retained_snapshots(streamed: tuple[dict[str, str], Set
     assert len(gps.snapshots()) > 2
     rows = gps.scan().to_arrow().num_rows
 
-    # default retention (3 days): nothing here is old enough
+    # default retention (1 hour): nothing here is old enough
     proc = run_cli(env, "tables", "expire", "--table", "weather_data")
     assert proc.returncode == 0, proc.stderr[-4000:]
     n = len(before["weather_data"].snapshots())
@@ -173,7 +173,7 @@ def test_maintenance_settings_are_read_and_checked() -> None:
     assert settings.snapshot_retention == timedelta(hours=12)
     assert settings.target_file_bytes == 1_048_576
     defaults = load_settings({})
-    assert (defaults.snapshot_retention, defaults.target_file_bytes) == (timedelta(days=3), 128 * 1024 * 1024)
+    assert (defaults.snapshot_retention, defaults.target_file_bytes) == (timedelta(hours=1), 128 * 1024 * 1024)
     with pytest.raises(SettingsError, match="MOVESMART_SNAPSHOT_RETENTION='-P1D'"):
         load_settings({"MOVESMART_SNAPSHOT_RETENTION": "-P1D"})
     with pytest.raises(SettingsError, match="MOVESMART_TARGET_FILE_BYTES='0'"):

@@ -140,7 +140,7 @@ def publish(
     skipped = f", {len(commits.skipped)} table(s) already held it" if commits.skipped else ""
     log(
         f"batch {report.batch_id} committed: {rows} rows, {quarantined} quarantined, "
-        f"{report.duration_ms} ms ("
+        f"{sum(commits.files.values())} files, {report.duration_ms} ms ("
         + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items())
         + ")"
         + (f", appends {commits.timing()}" if commits.seconds else "")

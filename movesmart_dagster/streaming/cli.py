@@ -12,7 +12,11 @@ from movesmart_dagster.streaming.options import DEFAULT_MAX_OFFSETS
 
 
 @click.command()
-@click.option("--trigger-interval", default="10 seconds", show_default=True, help="Micro-batch interval.")
+@click.option(
+    "--trigger-interval",
+    default=None,
+    help="Micro-batch interval [default: MOVESMART_STREAM_TRIGGER_INTERVAL].",
+)
 @click.option(
     "--max-offsets-per-trigger",
     type=click.IntRange(min=0),
@@ -25,7 +29,7 @@ from movesmart_dagster.streaming.options import DEFAULT_MAX_OFFSETS
 @click.pass_context
 def stream(
     ctx: click.Context,
-    trigger_interval: str,
+    trigger_interval: str | None,
     max_offsets_per_trigger: int | None,
     available_now: bool,
     checkpoint: str | None,
@@ -39,7 +43,7 @@ def stream(
     settings = settings_from_context(ctx)
     try:
         Fault(os.environ.get(FAULT_ENV))
-        trigger_interval = check_interval(trigger_interval)
+        trigger_interval = check_interval(trigger_interval or settings.stream_trigger_interval)
     except SettingsError as err:
         raise click.ClickException(str(err)) from None
     options = JobOptions(

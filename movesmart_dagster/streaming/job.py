@@ -38,7 +38,7 @@ Design, and why:
   interrupted attempt wrote belong to no snapshot: no reader sees them.
 - Progress: after every table's commit, one JSON line per batch in `settings.progress_log`
   (`progress.py`), which the Dagster run supervising the job tails.
-- Operation: `--trigger-interval` (default 10 seconds), `--max-offsets-per-trigger`
+- Operation: `--trigger-interval` (default MOVESMART_STREAM_TRIGGER_INTERVAL, 2 seconds), `--max-offsets-per-trigger`
   (all topics together), `--available-now` drains what Kafka holds and exits 0;
   SIGTERM/SIGINT stop the query between batches (a batch caught mid-way is re-run on the
   next start, harmlessly). A new checkpoint starts from the earliest offsets.
@@ -70,7 +70,11 @@ from movesmart_dagster.streaming.query import run
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="movesmart-stream", description=__doc__.splitlines()[0])
-    p.add_argument("--trigger-interval", default="10 seconds", help="micro-batch interval, e.g. '10 seconds'")
+    p.add_argument(
+        "--trigger-interval",
+        default=None,
+        help="micro-batch interval, e.g. '2 seconds' (default: MOVESMART_STREAM_TRIGGER_INTERVAL)",
+    )
     p.add_argument(
         "--max-offsets-per-trigger",
         type=int,
@@ -90,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         options = JobOptions(
-            trigger_interval=check_interval(args.trigger_interval),
+            trigger_interval=check_interval(args.trigger_interval or settings.stream_trigger_interval),
             max_offsets_per_trigger=args.max_offsets_per_trigger,
             available_now=args.available_now,
             checkpoint=args.checkpoint,

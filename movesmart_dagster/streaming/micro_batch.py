@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 
 TABLE_TOPICS = {r.table: r.topic for r in RECORDS}
 
+# a table's rows in a batch up to which one task writes them: one data file per day and append
+# instead of one per Kafka partition (a short trigger makes many small batches; compaction joins
+# files only once a day is closed), while a catch-up batch keeps every core writing
+SMALL_APPEND_ROWS = 200_000
+
 
 class MicroBatch:
     """One `foreachBatch` call: validate, append each table once, report (see the module)."""
@@ -66,6 +71,10 @@ class MicroBatch:
                     rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
                 return rows.selectExpr(*table_projection(table, started))
 
+            def small(rows: DataFrame, table: str) -> DataFrame:
+                n = sum(r["n"] for r in stats if r["_dest"] == table)
+                return rows.coalesce(1) if n <= SMALL_APPEND_ROWS else rows
+
             # one append per table, the tables side by side: independent Spark jobs over the
             # cached batch, and independent catalog commits. A table whose topic had no rows
             # for the exact rules is written while the driver judges the others' rows.
@@ -73,7 +82,7 @@ class MicroBatch:
                 fast_tables = sorted(
                     {r["_dest"] for r in stats} - {EXACT_DEST, QUARANTINE_TABLE} - exact_topics
                 )
-                writes = [pool.submit(commits.append, t, rows_of(routed, t)) for t in fast_tables]
+                writes = [pool.submit(commits.append, t, small(rows_of(routed, t), t)) for t in fast_tables]
                 commits.watch_mid_write()
                 quarantined = routed
                 if n_exact:
@@ -83,13 +92,19 @@ class MicroBatch:
                     waiting = {r["_dest"] for r in stats} & set(TABLES) & exact_topics
                     for t in sorted(waiting):
                         writes.append(
-                            pool.submit(commits.append, t, rows_of(routed, t).unionAll(rows_of(exact, t)))
+                            pool.submit(
+                                commits.append, t, small(rows_of(routed, t).unionAll(rows_of(exact, t)), t)
+                            )
                         )
                     quarantined = with_exact(routed, exact)
                 tables = sorted({r["_dest"] for r in stats})
                 if QUARANTINE_TABLE in tables:
                     writes.append(
-                        pool.submit(commits.append, QUARANTINE_TABLE, rows_of(quarantined, QUARANTINE_TABLE))
+                        pool.submit(
+                            commits.append,
+                            QUARANTINE_TABLE,
+                            small(rows_of(quarantined, QUARANTINE_TABLE), QUARANTINE_TABLE),
+                        )
                     )
                 for future in writes:
                     future.result()

@@ -29,7 +29,7 @@ def check_interval(text: str) -> str:
 
 @dataclass(frozen=True)
 class JobOptions:
-    trigger_interval: str = "10 seconds"
+    trigger_interval: str | None = None  # default: MOVESMART_STREAM_TRIGGER_INTERVAL
     max_offsets_per_trigger: int | None = DEFAULT_MAX_OFFSETS
     available_now: bool = False
     checkpoint: str | None = None  # default: <checkpoint_root>/stream

@@ -40,6 +40,7 @@ class StreamJob:
     def __init__(self, settings: Settings, options: JobOptions, spark: SparkSession | None = None) -> None:
         self.settings = settings
         self.options = options
+        self.trigger_interval = options.trigger_interval or settings.stream_trigger_interval
         self.checkpoint = options.checkpoint or f"{settings.checkpoint_root}/stream"
         self.time_rule = EventTimeRule.from_settings(settings)
         self.fault = Fault(os.environ.get(FAULT_ENV))
@@ -117,7 +118,7 @@ class StreamJob:
         if self.options.available_now:
             writer = writer.trigger(availableNow=True)
         else:
-            writer = writer.trigger(processingTime=self.options.trigger_interval)
+            writer = writer.trigger(processingTime=self.trigger_interval)
         return writer.start()
 
     def request_stop(self, *_: object) -> None:
@@ -139,11 +140,7 @@ class StreamJob:
             log(
                 f"warehouse {self.settings.warehouse}, checkpoint {self.checkpoint}, "
                 f"master {self.settings.spark_master}, "
-                + (
-                    "available-now"
-                    if self.options.available_now
-                    else f"every {self.options.trigger_interval}"
-                )
+                + ("available-now" if self.options.available_now else f"every {self.trigger_interval}")
             )
             try:
                 self.ensure_tables()

@@ -1,4 +1,4 @@
-"""Snapshot expiry and orphan removal of every table: one unpartitioned asset, run daily.
+"""Snapshot expiry and orphan removal of every table: one unpartitioned asset, run hourly.
 
 Why table-wide: both act on a table's history, not on a day — expiry drops snapshots older than
 MOVESMART_SNAPSHOT_RETENTION (keeping the newest `retain_last`) and the files only they referenced,
@@ -79,10 +79,12 @@ table_snapshots_job = dg.define_asset_job(
 table_snapshots_schedule = dg.ScheduleDefinition(
     name="table_snapshots_schedule",
     job=table_snapshots_job,
-    cron_schedule="15 1 * * *",  # after the compaction of 00:45, whose replaced files it then frees
+    # hourly: the stream adds a snapshot per table and trigger, each kept in the metadata every
+    # commit rewrites; 01:15 also frees the files the compaction of 00:45 replaced
+    cron_schedule="15 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Daily snapshot expiry and orphan removal of every table.",
+    description="Hourly snapshot expiry and orphan removal of every table.",
 )
 
 

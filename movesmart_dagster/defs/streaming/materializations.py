@@ -1,6 +1,6 @@
 """Per-partition materializations of the table assets, coalesced in time.
 
-Why coalesce: the stream commits a batch every 10 seconds, and one materialization per table
+Why coalesce: the stream commits a batch every few seconds, and one materialization per table
 per batch filled the event log with ~52,000 rows a day, all in one asset history. Here the
 committed batches are folded per (table, day) and a day is reported at most once per
 MOVESMART_MATERIALIZATION_INTERVAL_SECONDS (60): rows added since its last report, the Kafka
