@@ -173,7 +173,10 @@ def test_maintenance_settings_are_read_and_checked() -> None:
     assert settings.snapshot_retention == timedelta(hours=12)
     assert settings.target_file_bytes == 1_048_576
     defaults = load_settings({})
-    assert (defaults.snapshot_retention, defaults.target_file_bytes) == (timedelta(hours=1), 128 * 1024 * 1024)
+    assert (defaults.snapshot_retention, defaults.target_file_bytes) == (
+        timedelta(hours=1),
+        128 * 1024 * 1024,
+    )
     with pytest.raises(SettingsError, match="MOVESMART_SNAPSHOT_RETENTION='-P1D'"):
         load_settings({"MOVESMART_SNAPSHOT_RETENTION": "-P1D"})
     with pytest.raises(SettingsError, match="MOVESMART_TARGET_FILE_BYTES='0'"):
