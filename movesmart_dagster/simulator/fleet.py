@@ -37,7 +37,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from movesmart_dagster.schemas import EMERGENCY, GPS, TRAFFIC, VEHICLE, WEATHER
 from movesmart_dagster.simulator.malformed import BadPlan, corrupt
@@ -56,11 +56,6 @@ VEHICLE_TOPIC, GPS_TOPIC, TRAFFIC_TOPIC, WEATHER_TOPIC, EMERGENCY_TOPIC = (
 DEFAULT_START = datetime(2024, 6, 3, 8, 0, 0, tzinfo=UTC)
 WireFormat = Literal["canonical", "seed"]
 MIN_SPEED_KMH = 5.0  # the floor that guarantees arrival
-
-
-# (topic, value, key) as handed to `Producer.produce`: the value is the JSON text (`str`, pure
-# ASCII, sent as is), or `bytes` for a record malformed on purpose
-Record = tuple[str, str | bytes, bytes]
 
 
 class SimRecord(NamedTuple):
@@ -109,11 +104,6 @@ _V4_SET = (0x4000 << 64) | (0x8000 << 48)
 # the version/variant bits of the three ids in one `Vehicle.step` draw (at bits 0, 128, 288)
 _IDS_CLEAR = ~sum(((0xF000 << 64) | (0xC000 << 48)) << o for o in (0, 128, 288))
 _IDS_SET = sum(_V4_SET << o for o in (0, 128, 288))
-
-
-def device_id(index: int) -> str:
-    """The `deviceId` (and, encoded, the Kafka key) of the vehicle numbered `index` from 0."""
-    return f"vehicle-{index + 1:05d}"
 
 
 def uuid4_from(bits: int) -> str:
@@ -175,7 +165,7 @@ class Vehicle:
         rng = random.Random(f"{self.seed}:vehicle:{self.index}")
         self.rng = rng
         self.bits = rng.getrandbits
-        self.device_id = device_id(self.index)
+        self.device_id = f"vehicle-{self.index + 1:05d}"
         self.key = self.device_id.encode()
         make, model, year, fuel, vtype, cruise = _MODELS[0] if self.index == 0 else rng.choice(_MODELS)
         self.vehicle_type = vtype
@@ -189,15 +179,16 @@ class Vehicle:
         self.j_vehicle_tail = f'"make":"{make}","model":"{model}","year":{year},"fuelType":"{fuel}"'
         self.j_vtype = f'"vehicleType":"{vtype}"'
         self.camera_prefix = f"CAM-{self.route.code}-"
-        self.camera_n, self.camera = -1, ""  # the camera of the current 2 km stretch
-        self.seed_format = self.wire_format == "seed"
-        self.loc_format = "[%.6f,%.6f]" if self.seed_format else '{"latitude":%.6f,"longitude":%.6f}'
         # small placeholder snapshots, as the seed's "Base64EncodedString"
         self.snapshots = [base64.b64encode(rng.randbytes(18)).decode() for _ in range(8)]
 
+    def _loc(self, lat: float, lon: float) -> str:
+        if self.wire_format == "seed":
+            return f"[{lat:.6f},{lon:.6f}]"
+        return f'{{"latitude":{lat:.6f},"longitude":{lon:.6f}}}'
+
     def step(self, ts: str, hours: float, hour_of_day: float, dt: float, out: list) -> None:
-        """Drive one tick of `dt` seconds and append its (topic, value, key) records to `out`;
-        values are `str` here (pure ASCII: the Kafka client sends their bytes as they are)."""
+        """Drive one tick of `dt` seconds and append its (topic, value, key) records to `out`."""
         rng_random = self.rng.random
         road = self.road
         f = self.km / road.length_km
@@ -221,7 +212,7 @@ class Vehicle:
             lat, lon = road.position(km / road.length_km)
         self.km, self.lat, self.lon = km, lat, lon
         direction = compass(lat - prev_lat, lon - prev_lon, lat)
-        loc = self.loc_format % (lat, lon)
+        loc = self._loc(lat, lon)
         key, dev = self.key, self.j_dev
         spd = f"{speed:.2f}"
         # One draw for three record ids and the snapshot choice: getrandbits(416) is the same 13
@@ -230,43 +221,39 @@ class Vehicle:
         # of the word at bit 256, traffic id at 288): the same bytes as drawing them singly.
         x = self.bits(416)
         snapshot = self.snapshots[(x >> 285) & 7]
-        h = (
-            ((x & _IDS_CLEAR) | _IDS_SET).to_bytes(52, "big").hex()
-        )  # most significant first: ids at 72, 40, 0
-        camera_n = int(km // 2.0)
-        if camera_n != self.camera_n:
-            self.camera_n, self.camera = camera_n, f"{self.camera_prefix}{camera_n:03d}"
-        camera = self.camera
+        h = f"{(x & _IDS_CLEAR) | _IDS_SET:0104x}"  # hex, most significant first: ids at 72, 40, 0
+        camera = f"{self.camera_prefix}{int(km // 2.0):03d}"
         # sensor noise on top of the smooth field
         temp += (rng_random() - 0.5) * 0.3
-        hum = f"{round(humidity)}" if self.seed_format else f"{humidity:.1f}"  # the seed sent an int
-        w = ((self.bits(128) & _V4_CLEAR) | _V4_SET).to_bytes(16, "big").hex()  # the weather record's id
+        hum = (
+            f"{round(humidity)}" if self.wire_format == "seed" else f"{humidity:.1f}"
+        )  # the seed sent an int
         out += (
             (
                 VEHICLE_TOPIC,
                 f'{{"id":"{h[72:80]}-{h[80:84]}-{h[84:88]}-{h[88:92]}-{h[92:104]}",{dev},'
                 f'"timestamp":"{ts}","location":{loc},"speed":{spd},"direction":"{direction}",'
-                f"{self.j_vehicle_tail}}}",
+                f"{self.j_vehicle_tail}}}".encode(),
                 key,
             ),
             (
                 GPS_TOPIC,
                 f'{{"id":"{h[40:48]}-{h[48:52]}-{h[52:56]}-{h[56:60]}-{h[60:72]}",{dev},'
-                f'"timestamp":"{ts}","speed":{spd},"direction":"{direction}",{self.j_vtype}}}',
+                f'"timestamp":"{ts}","speed":{spd},"direction":"{direction}",{self.j_vtype}}}'.encode(),
                 key,
             ),
             (
                 TRAFFIC_TOPIC,
                 f'{{"id":"{h[0:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}",{dev},'
-                f'"cameraId":"{camera}","location":{loc},"timestamp":"{ts}","snapshot":"{snapshot}"}}',
+                f'"cameraId":"{camera}","location":{loc},"timestamp":"{ts}","snapshot":"{snapshot}"}}'.encode(),
                 key,
             ),
             (
                 WEATHER_TOPIC,
-                f'{{"id":"{w[:8]}-{w[8:12]}-{w[12:16]}-{w[16:20]}-{w[20:]}",{dev},"location":{loc},'
+                f'{{"id":"{uuid4_from(self.bits(128))}",{dev},"location":{loc},'
                 f'"timestamp":"{ts}","temperature":{temp:.1f},"weatherCondition":"{cond}",'
                 f'"precipitation":{precip:.2f},"windSpeed":{wind:.1f},"humidity":{hum},'
-                f'"airQualityIndex":{aqi:.1f}}}',
+                f'"airQualityIndex":{aqi:.1f}}}'.encode(),
                 key,
             ),
         )
@@ -288,28 +275,23 @@ class Vehicle:
             self.incident = inc
             out.append(self._emergency(inc, ts, "Active"))
 
-    def _emergency(self, inc: _Incident, ts: str, status: str) -> Record:
+    def _emergency(self, inc: _Incident, ts: str, status: str) -> tuple[str, bytes, bytes]:
         return (
             EMERGENCY_TOPIC,
             f'{{"id":"{uuid4_from(self.bits(128))}",{self.j_dev},"incidentId":"{inc.incident_id}",'
             f'"type":"{inc.type}","timestamp":"{ts}","location":{inc.location},"status":"{status}",'
-            f'"description":"{inc.description}"}}',
+            f'"description":"{inc.description}"}}'.encode(),
             self.key,
         )
 
 
-Chunk = list[Record]
-
-
 class Fleet:
-    """The whole fleet, or the slice `vehicles` of it (a shard: `shards.py`); `ticks()` yields
-    each tick's records (all its vehicles) as one list."""
+    """The whole fleet; `ticks()` yields each tick's records (all vehicles) as one list."""
 
-    def __init__(self, config: SimConfig, vehicles: range | None = None) -> None:
+    def __init__(self, config: SimConfig) -> None:
         self.config = config
         routes = parse_routes(config.routes)
         self.roads = {r.name: RouteField(r, config.seed) for r in routes}
-        # a vehicle depends on (seed, index) only, so a slice drives exactly as in the whole fleet
         self.vehicles = [
             Vehicle(
                 i,
@@ -318,7 +300,7 @@ class Fleet:
                 config.seed,
                 config.wire_format,
             )
-            for i in (vehicles if vehicles is not None else range(config.vehicles))
+            for i in range(config.vehicles)
         ]
         self.emitted = 0
         self.ticks_done = 0
@@ -332,29 +314,25 @@ class Fleet:
     def all_arrived(self) -> bool:
         return all(v.done for v in self.vehicles)
 
-    def close(self) -> None:
-        """Nothing to release here (a sharded fleet stops its processes)."""
-
-    def ticks(self) -> Iterator[tuple[Chunk, dict[int, str]]]:
+    def ticks(self) -> Iterator[tuple[list[tuple[str, bytes, bytes]], dict[int, str]]]:
         """Tick by tick until every vehicle has arrived or `max_events` is reached: the tick's
         records `(topic, value, key)` — the argument order of `Producer.produce` — and the
         malformed ones among them, {position in the list: defect}."""
-        return limit_and_corrupt(self, self.tick_records())
-
-    def tick_records(self) -> Iterator[tuple[Chunk, int]]:
-        """Each tick's records, with no limit and nothing malformed, and how many vehicles
-        are still driving after it; ends when all have arrived."""
         cfg = self.config
         dt = cfg.tick_seconds
+        limit = cfg.max_events
+        plan = BadPlan(cfg.seed, cfg.bad_ratio) if cfg.bad_ratio > 0 else None
         naive = cfg.wire_format == "seed"
         start = cfg.start_time
         run_started = datetime.now(UTC)
         active = list(self.vehicles)
         # each vehicle's timestamp suffix: its stagger in whole milliseconds
-        stagger_ms = {v.index: f".{v.stagger // timedelta(milliseconds=1):03d}" for v in active}
+        stagger_ms = [f".{v.stagger // timedelta(milliseconds=1):03d}" for v in active]
         tick = 0
+        if limit == 0:
+            return
         while active:
-            out: Chunk = []
+            out: list[tuple[str, bytes, bytes]] = []
             tick_time = start + timedelta(seconds=tick * dt)
             if cfg.realtime:
                 hours = (datetime.now(UTC) - run_started).total_seconds() / 3600
@@ -377,42 +355,27 @@ class Fleet:
                     hour_of_day = at.hour + at.minute / 60
                     v.step(at.isoformat(timespec="milliseconds"), hours, hour_of_day, dt, out)
             active = [v for v in active if not v.done]
-            yield out, len(active)
+            if limit is not None and self.emitted + len(out) >= limit:
+                self.truncated = self.emitted + len(out) > limit or bool(active)
+                del out[limit - self.emitted :]
+            defects: dict[int, str] = {}
+            if plan is not None:
+                base = self.emitted
+                for pos in plan.below(base + len(out)):
+                    topic, value, key = out[pos - base]
+                    bad, defect = corrupt(topic, value, plan.rng)
+                    out[pos - base] = (topic, bad, key)
+                    defects[pos - base] = defect
+            self.emitted += len(out)
+            self.ticks_done = tick + 1
+            yield out, defects
+            if limit is not None and self.emitted >= limit:
+                return
             tick += 1
-
-
-def limit_and_corrupt(
-    fleet: Fleet | Any, source: Iterator[tuple[Chunk, int]]
-) -> Iterator[tuple[Chunk, dict[int, str]]]:
-    """`Fleet.ticks` on top of a source of `(records, still driving)` per tick: cut at
-    `max_events`, malform the planned records; counts in `fleet.emitted`, `ticks_done`,
-    `truncated`. Shared by the in-process and the sharded fleet, so both cut alike."""
-    cfg = fleet.config
-    limit = cfg.max_events
-    plan = BadPlan(cfg.seed, cfg.bad_ratio) if cfg.bad_ratio > 0 else None
-    if limit == 0:
-        return
-    for tick, (out, driving) in enumerate(source):
-        if limit is not None and fleet.emitted + len(out) >= limit:
-            fleet.truncated = fleet.emitted + len(out) > limit or driving > 0
-            del out[limit - fleet.emitted :]
-        defects: dict[int, str] = {}
-        if plan is not None:
-            base = fleet.emitted
-            for pos in plan.below(base + len(out)):
-                topic, value, key = out[pos - base]
-                bad, defect = corrupt(topic, value.encode() if isinstance(value, str) else value, plan.rng)
-                out[pos - base] = (topic, bad, key)
-                defects[pos - base] = defect
-        fleet.emitted += len(out)
-        fleet.ticks_done = tick + 1
-        yield out, defects
-        if limit is not None and fleet.emitted >= limit:
-            return
 
 
 def iter_records(config: SimConfig) -> Iterator[SimRecord]:
     """Every record the simulator would produce for `config`, in order, without Kafka."""
     for chunk, defects in Fleet(config).ticks():
         for i, (topic, value, key) in enumerate(chunk):
-            yield SimRecord(topic, key, value if isinstance(value, bytes) else value.encode(), defects.get(i))
+            yield SimRecord(topic, key, value, defects.get(i))

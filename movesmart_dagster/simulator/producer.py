@@ -34,7 +34,6 @@ from movesmart_dagster.kafka_log import client_logging
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import Settings
 from movesmart_dagster.simulator.fleet import Fleet, SimConfig
-from movesmart_dagster.simulator.shards import ShardedFleet, auto_workers, make_fleet
 
 # the simulator's clients: warnings and up reach Python logging (stderr); `-v` lowers the level
 KAFKA_LOG = _KAFKA_ROOT_LOG.getChild("simulator")
@@ -216,47 +215,14 @@ def run_simulation(
     delivery_timeout_s: float = DEFAULT_DELIVERY_TIMEOUT_S,
     should_stop: Callable[[], bool] | None = None,
     producer_overrides: dict[str, Any] | None = None,
-    workers: int | None = None,
 ) -> RunSummary:
     """Produce the fleet's records into Kafka and wait until each is acked or failed.
 
     Stops when every vehicle has arrived, `config.max_events` records were produced,
     `duration_s` (wall clock) has passed, or `should_stop()` turns True. `rate` caps
     events/s (0 = as fast as possible). Raises BrokerUnreachable if no broker answers
-    within `connect_timeout_s` at start. `workers` generator processes build the records
-    (`shards.py`; None = `auto_workers`, 0 = in this process).
+    within `connect_timeout_s` at start.
     """
-    # the workers start first: they generate while this process checks the broker
-    fleet = make_fleet(config, auto_workers(config, rate) if workers is None else workers)
-    try:
-        return _run(
-            fleet,
-            config,
-            settings,
-            rate,
-            duration_s,
-            progress,
-            connect_timeout_s,
-            delivery_timeout_s,
-            should_stop,
-            producer_overrides,
-        )
-    finally:
-        fleet.close()
-
-
-def _run(
-    fleet: Fleet | ShardedFleet,
-    config: SimConfig,
-    settings: Settings,
-    rate: float,
-    duration_s: float | None,
-    progress: bool,
-    connect_timeout_s: float,
-    delivery_timeout_s: float,
-    should_stop: Callable[[], bool] | None,
-    producer_overrides: dict[str, Any] | None,
-) -> RunSummary:
     from confluent_kafka import Producer
     from tqdm import tqdm
 
@@ -287,6 +253,7 @@ def _run(
     defects = summary.defects
     stop = should_stop or (lambda: False)
 
+    fleet = Fleet(config)
     bar = tqdm(
         total=config.max_events,
         unit="ev",
