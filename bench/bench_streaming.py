@@ -291,8 +291,10 @@ def latency(
     rate: int,
     window: int,
     seed: int,
+    bursts: int = 0,
 ) -> dict:
-    """Start the job, wait until its output stops growing, then produce at `rate` for `window` s."""
+    """Start the job, wait until its output stops growing, then produce at `rate` for `window` s;
+    then `bursts` times 100 records at once on the idle job, each visible before the next."""
     out.poll()
     base = out.rows
     proc = spawn(job, env, log_file)
@@ -363,6 +365,7 @@ def latency(
             if produced is not None and len(lat) >= produced:
                 break
         producer.wait(60)
+        burst_s = [_burst(env, out, seed + 2000 + i) for i in range(bursts)]
     finally:
         # SIGTERM to the job's Python process only: ours finishes its batch (and logs it) and
         # stops its JVM; then whatever is left of the group goes
@@ -383,7 +386,31 @@ def latency(
         if isinstance(out, CatalogOutputs)
         else "Parquet files on disk (plain Parquet sink)",
         **({"poll_median_s": round(statistics.median(polls), 3)} if polls else {}),
+        **(
+            {"burst_visible_median_s": round(statistics.median(burst_s), 2), "burst_visible_s": burst_s}
+            if bursts
+            else {}
+        ),
     }
+
+
+BURST = 100
+
+
+def _burst(env: dict[str, str], out: Outputs | CatalogOutputs, seed: int) -> float:
+    """100 records produced at once (every one acknowledged) to an idle job: seconds from the
+    producer's exit until all of them are visible. Ours: its batch line says trigger-to-commit."""
+    out.poll()
+    base = out.rows
+    simulate(env, "--rate", "0", "--vehicles", "5", "--seed", str(seed), "--max-events", str(BURST))
+    acked = time.time()
+    deadline = acked + 120
+    while out.rows - base < BURST:
+        if time.time() > deadline:
+            raise RuntimeError(f"burst: {out.rows - base} of {BURST} rows visible after 120 s")
+        time.sleep(0.05)
+        out.poll()
+    return round(time.time() - acked, 2)
 
 
 _BATCH_LINE = re.compile(
@@ -415,7 +442,9 @@ def batch_costs(job_log: str) -> dict:
                 "appends": appends,
             }
         )
-    busy = [b for b in batches if b["rows"]]
+    # the bursts on the idle job (goal 4) apart from the steady state's batches
+    small = [b for b in batches if 0 < b["rows"] <= 2 * BURST]
+    busy = [b for b in batches if b["rows"] > 2 * BURST] or small
 
     def med(values: list[float]) -> float | None:
         return round(statistics.median(values), 2) if values else None
@@ -427,6 +456,12 @@ def batch_costs(job_log: str) -> dict:
         "duration_median_s": med([b["ms"] / 1000 for b in busy]),
         "duration_max_s": round(max(b["ms"] for b in busy) / 1000, 2) if busy else None,
         "files_median": med([b["files"] for b in busy]),
+        "small_batches": len(small),
+        "small_batch_rows_median": med([b["rows"] for b in small]),
+        "small_batch_median_s": med([b["ms"] / 1000 for b in small]),
+        "small_batch_phases_median_s": {
+            k: med([b["phases"].get(k, 0.0) for b in small]) for k in ("read", "commit")
+        },
         "read_median_s": med([b["phases"].get("read", 0.0) for b in busy]),
         "commit_phase_median_s": med([b["phases"].get("commit", 0.0) for b in busy]),
         "append_median_s": med([v for b in busy for v in b["appends"].values()]),
@@ -532,6 +567,25 @@ def write_results(result: dict, write: bool = True) -> None:
         ),
         ("visibility latency max, s", f"{lat['ours']['max_s']}", f"{lat['seed']['max_s']}", ""),
     ]
+    if "burst_visible_median_s" in lat["ours"] and "burst_visible_median_s" in lat["seed"]:
+        small = lat["ours"].get("batches") or {}
+        rows += [
+            (
+                f"{BURST} records at once to the idle job: all visible after the last ack, median s",
+                f"{lat['ours']['burst_visible_median_s']}",
+                f"{lat['seed']['burst_visible_median_s']}",
+                f"{len(lat['ours']['burst_visible_s'])} bursts each; ours/seed "
+                f"{_x(lat['ours']['burst_visible_median_s'], lat['seed']['burst_visible_median_s'])}",
+            ),
+            (
+                f"fixed cost: trigger to committed, batch of ~{BURST} records, median s",
+                f"{small.get('small_batch_median_s')}",
+                "",
+                f"{small.get('small_batches')} batches of median {small.get('small_batch_rows_median')} records; "
+                f"read {small.get('small_batch_phases_median_s', {}).get('read')} s, appends "
+                f"{small.get('small_batch_phases_median_s', {}).get('commit')} s",
+            ),
+        ]
     during = result.get("load_1m_during", {})
     loads = ", ".join(
         f"{k} {v}" + (f" (mean during {during[k]})" if k in during else "")
@@ -654,6 +708,9 @@ def main() -> int:
         type=float,
         default=None,
         help="our trigger interval in seconds (default: the job's default)",
+    )
+    ap.add_argument(
+        "--bursts", type=int, default=10, help="100-record bursts on the idle job after the window (goal 4)"
     )
     ap.add_argument(
         "--latency-only",
@@ -822,6 +879,7 @@ def main() -> int:
             args.rate,
             args.window,
             seed=101,
+            bursts=args.bursts,
         )
         ours_lat["batches"] = batch_costs(ours_log.read_text(errors="replace"))
         log(f"  ours: {ours_lat}")
@@ -835,6 +893,7 @@ def main() -> int:
             args.rate,
             args.window,
             seed=102,
+            bursts=args.bursts,
         )
         log(f"  seed: {seed_lat}")
         result["latency"] = {"ours": ours_lat, "seed": seed_lat}
@@ -876,6 +935,7 @@ def latency_only(
             args.rate,
             args.window,
             seed=201 + i,
+            bursts=args.bursts,
         )
         lat["batches"] = batch_costs(log_file.read_text(errors="replace"))
         log(f"  ours, trigger {trigger:g} s: {lat}")
@@ -890,14 +950,18 @@ def latency_only(
         args.rate,
         args.window,
         seed=102,
+        bursts=args.bursts,
     )
     rows.append(("seed, default trigger", seed_lat))
     load_before("end")
-    print(f"| job | p50, s | p95, s | max, s | p95 / seed's |  ({args.rate} events/s for {args.window} s)")
+    print(
+        f"| job | p50, s | p95, s | max, s | p95 / seed's | {BURST} records visible, median s |"
+        f"  ({args.rate} events/s for {args.window} s; {args.bursts} bursts)"
+    )
     for name, lat in rows:
         print(
             f"| {name} | {lat['p50_s']} | {lat['p95_s']} | {lat['max_s']} | "
-            f"{lat['p95_s'] / seed_lat['p95_s']:.2f} |"
+            f"{lat['p95_s'] / seed_lat['p95_s']:.2f} | {lat.get('burst_visible_median_s', '-')} |"
         )
     return 0
 
