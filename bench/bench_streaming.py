@@ -870,31 +870,11 @@ def main() -> int:
 
         log(f"latency: ours, trigger {result['trigger']}, {args.rate} events/s for {args.window} s")
         load_before("latency_ours")
-        ours_log = home / "ours-latency.log"
-        ours_lat = latency(
-            env,
-            [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", result["trigger"]],
-            CatalogOutputs(env),
-            ours_log,
-            args.rate,
-            args.window,
-            seed=101,
-            bursts=args.bursts,
-        )
-        ours_lat["batches"] = batch_costs(ours_log.read_text(errors="replace"))
+        ours_lat = latency_of_ours(env, home / "ours-latency.log", args, result["trigger"], seed=101)
         log(f"  ours: {ours_lat}")
         log("latency: seed job, default trigger (visible = its Parquet files on disk)")
         load_before("latency_seed")
-        seed_lat = latency(
-            env,
-            seed_cmd(env, seed_out, args.driver_memory),
-            Outputs([seed_out / "data"]),
-            home / "seed-latency.log",
-            args.rate,
-            args.window,
-            seed=102,
-            bursts=args.bursts,
-        )
+        seed_lat = latency_of_seed(env, home, seed_out, args)
         log(f"  seed: {seed_lat}")
         result["latency"] = {"ours": ours_lat, "seed": seed_lat}
         log(f"commit probe: {args.probe_rounds} appends of {args.probe_rows} rows, one table and six")
@@ -912,6 +892,38 @@ def main() -> int:
             log(f"kept {home}")
 
 
+def latency_of_ours(
+    env: dict[str, str], log_file: Path, args: argparse.Namespace, trigger: str, seed: int
+) -> dict:
+    """`latency` of our job at this trigger, with where its batches spent their time."""
+    lat = latency(
+        env,
+        [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", trigger],
+        CatalogOutputs(env),
+        log_file,
+        args.rate,
+        args.window,
+        seed=seed,
+        bursts=args.bursts,
+    )
+    lat["batches"] = batch_costs(log_file.read_text(errors="replace"))
+    return lat
+
+
+def latency_of_seed(env: dict[str, str], home: Path, seed_out: Path, args: argparse.Namespace) -> dict:
+    """`latency` of the seed's job (visible = its Parquet files on disk)."""
+    return latency(
+        env,
+        seed_cmd(env, seed_out, args.driver_memory),
+        Outputs([seed_out / "data"]),
+        home / "seed-latency.log",
+        args.rate,
+        args.window,
+        seed=102,
+        bursts=args.bursts,
+    )
+
+
 def default_trigger() -> str:
     """The job's default trigger interval (MOVESMART_STREAM_TRIGGER_INTERVAL's default)."""
     from movesmart_dagster.settings import Settings
@@ -927,31 +939,11 @@ def latency_only(
     for i, trigger in enumerate(float(t) for t in args.latency_only.split(",")):
         load_before(f"latency_ours_{trigger:g}")
         log_file = home / f"ours-latency-{trigger:g}.log"
-        lat = latency(
-            env,
-            [PY, "-m", "movesmart_dagster.streaming.job", "--trigger-interval", f"{trigger:g} seconds"],
-            CatalogOutputs(env),
-            log_file,
-            args.rate,
-            args.window,
-            seed=201 + i,
-            bursts=args.bursts,
-        )
-        lat["batches"] = batch_costs(log_file.read_text(errors="replace"))
+        lat = latency_of_ours(env, log_file, args, f"{trigger:g} seconds", seed=201 + i)
         log(f"  ours, trigger {trigger:g} s: {lat}")
         rows.append((f"ours, trigger {trigger:g} s", lat))
     load_before("latency_seed")
-    seed_out = home / "seed"
-    seed_lat = latency(
-        env,
-        seed_cmd(env, seed_out, args.driver_memory),
-        Outputs([seed_out / "data"]),
-        home / "seed-latency.log",
-        args.rate,
-        args.window,
-        seed=102,
-        bursts=args.bursts,
-    )
+    seed_lat = latency_of_seed(env, home, home / "seed", args)
     rows.append(("seed, default trigger", seed_lat))
     load_before("end")
     print(
