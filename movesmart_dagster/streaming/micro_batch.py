@@ -10,7 +10,7 @@ report — and it changes with that choreography, not with the query's lifecycle
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -71,9 +71,12 @@ class MicroBatch:
                     rows = rows.where(F.col("kafka_topic") == TABLE_TOPICS[table])
                 return rows.selectExpr(*table_projection(table, started))
 
-            def small(rows: DataFrame, table: str) -> DataFrame:
+            def write(table: str, rows: DataFrame) -> Future[None]:
+                """The table's append in the pool; up to SMALL_APPEND_ROWS rows, by one task."""
                 n = sum(r["n"] for r in stats if r["_dest"] == table)
-                return rows.coalesce(1) if n <= SMALL_APPEND_ROWS else rows
+                return pool.submit(
+                    commits.append, table, rows.coalesce(1) if n <= SMALL_APPEND_ROWS else rows
+                )
 
             # one append per table, the tables side by side: independent Spark jobs over the
             # cached batch, and independent catalog commits. A table whose topic had no rows
@@ -82,7 +85,7 @@ class MicroBatch:
                 fast_tables = sorted(
                     {r["_dest"] for r in stats} - {EXACT_DEST, QUARANTINE_TABLE} - exact_topics
                 )
-                writes = [pool.submit(commits.append, t, small(rows_of(routed, t), t)) for t in fast_tables]
+                writes = [write(t, rows_of(routed, t)) for t in fast_tables]
                 commits.watch_mid_write()
                 quarantined = routed
                 if n_exact:
@@ -91,21 +94,11 @@ class MicroBatch:
                     stats = [r for r in stats if r["_dest"] != EXACT_DEST] + exact_stats
                     waiting = {r["_dest"] for r in stats} & set(TABLES) & exact_topics
                     for t in sorted(waiting):
-                        writes.append(
-                            pool.submit(
-                                commits.append, t, small(rows_of(routed, t).unionAll(rows_of(exact, t)), t)
-                            )
-                        )
+                        writes.append(write(t, rows_of(routed, t).unionAll(rows_of(exact, t))))
                     quarantined = with_exact(routed, exact)
                 tables = sorted({r["_dest"] for r in stats})
                 if QUARANTINE_TABLE in tables:
-                    writes.append(
-                        pool.submit(
-                            commits.append,
-                            QUARANTINE_TABLE,
-                            small(rows_of(quarantined, QUARANTINE_TABLE), QUARANTINE_TABLE),
-                        )
-                    )
+                    writes.append(write(QUARANTINE_TABLE, rows_of(quarantined, QUARANTINE_TABLE)))
                 for future in writes:
                     future.result()
         finally:
