@@ -4,9 +4,9 @@ Starts `python -m movesmart_dagster.dev` (the Kafka broker, `dagster dev` with t
 sensor that launches the streaming run, the automation, the alerts and the schedules, and the
 simulator in real time) on a temporary MOVESMART_HOME with free loopback ports, at --rate
 events/s (default 2,000). Maintenance runs every --maintenance-minutes through Dagster's
-GraphQL API, as its schedules would submit them (their crons are daily): the snapshot expiry and
-orphan removal of every table (`table_snapshots_job`) and the compaction of the seeded past day
-(`table_maintenance_job`; the live day is not a partition before it closes).
+GraphQL API, as its schedules would submit them (their crons are hourly and daily): the snapshot
+expiry and orphan removal of every table (`table_snapshots_job`), the compaction of the live day
+(`open_day_compaction_job`) and of the seeded past day (`table_maintenance_job`).
 
 Each --sample-seconds it records, from /proc (psutil is not a dependency):
 - the resident memory of each role: the Spark driver (the job's Python process and its JVM),
@@ -375,7 +375,11 @@ class Soak:
 
     def run_maintenance(self) -> None:
         day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()  # make dev's seeded past day
-        for job, part in (("table_snapshots_job", None), ("table_maintenance_job", day)):
+        for job, part in (
+            ("open_day_compaction_job", None),
+            ("table_snapshots_job", None),
+            ("table_maintenance_job", day),
+        ):
             try:
                 run_id = submit(self.port, job, part)
                 self.maintenance.append(

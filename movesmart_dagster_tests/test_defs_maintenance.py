@@ -19,8 +19,13 @@ import dagster as dg
 import pytest
 
 from movesmart_dagster.definitions import defs
-from movesmart_dagster.defs.keys import COMPACTION_KEY, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
-from movesmart_dagster.defs.maintenance import compaction
+from movesmart_dagster.defs.keys import (
+    COMPACTION_KEY,
+    OPEN_DAY_COMPACTION_KEY,
+    SNAPSHOT_EXPIRY_KEY,
+    TABLE_KEYS,
+)
+from movesmart_dagster.defs.maintenance import compaction, open_day
 from movesmart_dagster.defs.partitions import closed_keys, daily_partitions, day_closed, late_grace
 from movesmart_dagster.defs.resources import build_resources
 from movesmart_dagster.schemas import ALL_TABLES
@@ -43,11 +48,11 @@ def spark() -> Iterator[None]:
     (SparkSession.getActiveSession() or session).stop()
 
 
-def count_day_rows(table: str) -> int:
-    """Rows of DAY by a full scan of the table (not its metadata)."""
+def count_day_rows(table: str, day: str = DAY) -> int:
+    """Rows of `day` by a full scan of the table (not its metadata)."""
     settings = load_settings()
     column = event_time_column(table)
-    start = datetime.fromisoformat(DAY).replace(tzinfo=UTC)
+    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
     values = load_table(settings, table).scan(selected_fields=(column,)).to_arrow().column(column).to_pylist()
     return sum(1 for v in values if v is not None and start <= v < start + timedelta(days=1))
 
@@ -133,6 +138,65 @@ def test_a_closed_day_of_small_appends_is_compacted_and_checked(
         check_md = evaluation.event.dagster_event.event_specific_data.metadata
         assert check_md["files"].value == 1 and check_md["allowed_files"].value == 2
         assert check_md["rows"].value == landed["vehicle_data"]
+
+
+def test_the_open_days_are_compacted_while_the_closed_day_asset_stays_untouched(
+    spark: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three appends a few minutes old (today, or yesterday too just after midnight: both open)
+    are rewritten by the hourly open-day job into one file per table and day, with the same rows;
+    the closed-day compaction asset is not materialized for them."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("MOVESMART_HOME", str(home))
+    start = datetime.now(UTC) - timedelta(minutes=5)
+    landed: dict[tuple[str, str], int] = {}
+    for i in range(3):
+        for table, by_day in land_simulated_days(home, start, vehicles=2, seed=30 + i, max_events=24).items():
+            for day, n in by_day.items():
+                landed[(table, day)] = landed.get((table, day), 0) + n
+    settings = load_settings()
+    days = sorted({day for _, day in landed})
+    assert [date.fromisoformat(d) for d in days] == [
+        d for d in open_day.open_days(datetime.now(UTC), late_grace(settings)) if d.isoformat() in days
+    ]
+
+    def files() -> dict[tuple[str, str], compaction.DayFiles]:
+        return {(t, d): compaction.day_files(load_settings(), t, date.fromisoformat(d)) for t, d in landed}
+
+    before = files()
+    assert {k: f.rows for k, f in before.items()} == landed
+    assert max(f.files for f in before.values()) == 3  # an append each time a table got rows
+    scanned = {(t, d): count_day_rows(t, d) for t, d in landed}
+    assert scanned == landed
+
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def(open_day.JOB_NAME).execute_in_process(instance=instance)
+        assert result.success
+        assert not instance.fetch_materializations(COMPACTION_KEY, limit=1).records
+        (record,) = instance.fetch_materializations(OPEN_DAY_COMPACTION_KEY, limit=5).records
+    after = files()
+    assert {k: f.files for k, f in after.items()} == {k: 1 for k in landed}
+    assert {k: f.rows for k, f in after.items()} == landed
+    assert {(t, d): count_day_rows(t, d) for t, d in landed} == landed
+    md = record.asset_materialization.metadata
+    assert md["files_before"].value == sum(f.files for f in before.values())
+    assert md["files_after"].value == len(landed)
+    assert set(days) <= set(md["days"].value.split(", "))
+    assert (
+        f"| vehicle_data | {before[('vehicle_data', days[-1])].files} | 1 |" in md[f"tables_{days[-1]}"].value
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (datetime(2024, 3, 12, 0, 10, tzinfo=UTC), [date(2024, 3, 11), date(2024, 3, 12)]),
+        (datetime(2024, 3, 12, 0, 15, tzinfo=UTC), [date(2024, 3, 12)]),
+        (datetime(2024, 3, 12, 23, 59, tzinfo=UTC), [date(2024, 3, 12)]),
+    ],
+)
+def test_open_days_are_today_and_yesterday_within_its_grace(now: datetime, expected: list[date]) -> None:
+    assert open_day.open_days(now, timedelta(minutes=15)) == expected
 
 
 def test_the_schedule_asks_for_yesterday_and_days_changed_since_their_compaction() -> None:

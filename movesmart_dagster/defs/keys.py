@@ -40,3 +40,4 @@ ANALYTICS_JOB_NAME = "daily_analytics_job"
 GROUP_MAINTENANCE = "maintenance"
 COMPACTION_KEY = dg.AssetKey(["maintenance", "table_compaction"])
 SNAPSHOT_EXPIRY_KEY = dg.AssetKey(["maintenance", "table_snapshots"])
+OPEN_DAY_COMPACTION_KEY = dg.AssetKey(["maintenance", "open_day_compaction"])

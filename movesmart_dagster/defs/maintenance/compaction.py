@@ -80,7 +80,8 @@ def allowed_files(total_bytes: int, target_file_bytes: int) -> int:
     return math.ceil(total_bytes / target_file_bytes) + FILE_SLACK
 
 
-def _markdown(done: list[maintenance.Compaction]) -> str:
+def compaction_markdown(done: list[maintenance.Compaction]) -> str:
+    """Files and bytes per table, before and after, as a markdown table."""
     lines = ["| table | files before | files after | bytes before | bytes after |", "|---|---|---|---|---|"]
     lines += [
         f"| {c.table} | {c.before.files} | {c.after.files} | {c.before.bytes} | {c.after.bytes} |"
@@ -89,7 +90,7 @@ def _markdown(done: list[maintenance.Compaction]) -> str:
     return "\n".join(lines)
 
 
-def _chart(done: list[maintenance.Compaction], day: str) -> str:
+def compaction_chart(done: list[maintenance.Compaction], day: str) -> str:
     """Files and bytes per table, before and after, side by side (a PNG in markdown)."""
     import matplotlib.pyplot as plt
 
@@ -150,8 +151,8 @@ def compaction_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
                 "bytes_before": sum(c.before.bytes for c in done),
                 "bytes_after": sum(c.after.bytes for c in done),
                 "target_file_bytes": settings.target_file_bytes,
-                "tables": dg.MetadataValue.md(f"**{day}**\n\n" + _markdown(done)),
-                "chart": dg.MetadataValue.md(_chart(done, day.isoformat())),
+                "tables": dg.MetadataValue.md(f"**{day}**\n\n" + compaction_markdown(done)),
+                "chart": dg.MetadataValue.md(compaction_chart(done, day.isoformat())),
             }
         )
 
