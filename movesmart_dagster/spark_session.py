@@ -4,12 +4,23 @@ Why here: the jars (Kafka source, S3A, Iceberg) must reach Spark through `spark.
 JVM starts — no `--packages`, no Ivy, nothing downloaded at run time — and S3A needs the
 same endpoint/encryption settings everywhere, and every session names the same Iceberg catalog. `spark_conf()` is the single source of
 that configuration; it also feeds the `spark-submit` command line built for Dagster.
+
+Why the JVM's stderr passes through Python: Spark's launcher adds the incubating Vector API
+module to every driver JVM, which then prints "WARNING: Using incubator modules" at each start —
+in the `make dev` terminal whenever a run starts Spark. pyspark's own `launch_gateway` takes the
+pipe (`popen_kwargs`); a thread copies every other line to our stderr, so Spark's warnings and
+errors still show where they did.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import subprocess
+import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from movesmart_dagster.settings import Settings
 from movesmart_dagster.tables.catalog import SPARK_CATALOG_PREFIX, spark_catalog_conf, sqlite_path
@@ -138,13 +149,46 @@ def use_catalog(spark: SparkSession, settings: Settings) -> None:
     spark._jsparkSession.sessionState().catalogManager().reset()  # type: ignore[attr-defined]
 
 
+# what the driver JVM prints at every start that says nothing wrong (see the module docstring)
+HARMLESS_JVM_STDERR = frozenset({"WARNING: Using incubator modules: jdk.incubator.vector"})
+
+
+def forward_jvm_stderr(stream: IO[bytes]) -> None:
+    """Copy the JVM's stderr to ours line by line, minus HARMLESS_JVM_STDERR, until it closes.
+    Never raises: a reader that stopped would leave the JVM blocked on a full pipe."""
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", errors="replace")
+        if line.rstrip("\r\n") in HARMLESS_JVM_STDERR:
+            continue
+        with contextlib.suppress(Exception):  # our stderr closed at exit: keep draining
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+
+def _start_context(conf: dict[str, str]) -> None:
+    """The process's first SparkContext, on a JVM whose stderr goes through `forward_jvm_stderr`."""
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    spark_conf_ = SparkConf(loadDefaults=False).setAll(list(conf.items()))
+    gateway = launch_gateway(spark_conf_, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(
+        target=forward_jvm_stderr, args=(gateway.proc.stderr,), name="spark-jvm-stderr", daemon=True
+    ).start()
+    SparkContext(conf=spark_conf_, gateway=gateway)
+
+
 def build_spark(
     settings: Settings, app_name: str = "movesmart", extra: dict[str, str] | None = None
 ) -> SparkSession:
     """A SparkSession configured from the settings (reuses the active one if there is one)."""
+    from pyspark import SparkContext
     from pyspark.sql import SparkSession
 
     conf = {**spark_conf(settings, app_name), **(extra or {})}
+    # no JVM in this process yet (pyspark keeps one gateway per process; a launcher may hand one in)
+    if SparkContext._gateway is None and "PYSPARK_GATEWAY_PORT" not in os.environ:  # type: ignore[attr-defined]
+        _start_context(conf)
     active = SparkSession.getActiveSession()
     if active is not None:  # before the builder sets the new values on it: a stale catalog is reset
         use_catalog(active, settings)

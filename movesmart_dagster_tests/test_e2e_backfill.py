@@ -95,7 +95,7 @@ def test_cli_backfill_over_three_past_days(landed: dict[str, str]):
     assert "FileNotFoundException" not in terminal and "WARN FileStreamSink" not in terminal
     # Spark's start-up notices (spark-log4j2.properties)
     assert "Using Spark's default log4j profile" not in terminal and "NativeCodeLoader" not in terminal
-    assert "resolves to a loopback address" not in terminal
+    assert "resolves to a loopback address" not in terminal and "Using incubator modules" not in terminal
     assert "SupersessionWarning" not in terminal and "dg launch" not in terminal
     assert "Telemetry" not in terminal and "telemetry" not in terminal
     assert " - DEBUG - " not in terminal
