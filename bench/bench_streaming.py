@@ -354,12 +354,15 @@ def latency(
             stderr=subprocess.DEVNULL,
         )
         lat: list[float] = []
+        by_event_time: list[tuple[float, float]] = []  # (event time, latency): a growing lag shows
         produced = None
         deadline = time.time() + window + 180
         while time.time() < deadline:
             time.sleep(0.25)
             for seen_at, table in out.poll(columns=["timestamp"]):
-                lat += [seen_at - t for t in _epoch_seconds(table)]
+                pairs = [(t, seen_at - t) for t in _epoch_seconds(table)]
+                by_event_time += pairs
+                lat += [d for _, d in pairs]
             if produced is None and producer.poll() is not None:
                 produced = json.loads(summary.read_text())["delivered"]
             if produced is not None and len(lat) >= produced:
@@ -379,6 +382,7 @@ def latency(
     return {
         "records": len(lat),
         "produced": produced,
+        **lag_trend(by_event_time),
         "p50_s": round(statistics.median(lat), 2),
         "p95_s": round(lat[int(0.95 * (len(lat) - 1))], 2),
         "max_s": round(lat[-1], 2),
@@ -392,6 +396,31 @@ def latency(
             else {}
         ),
     }
+
+
+def lag_trend(by_event_time: list[tuple[float, float]]) -> dict:
+    """Median latency of the window's first and last thirds (by event time): a job that keeps up
+    has the same latency at the end as at the start; one falling behind, a growing one."""
+    if len(by_event_time) < 3:
+        return {}
+    ordered = [d for _, d in sorted(by_event_time)]
+    third = len(ordered) // 3
+    return {
+        "first_third_p50_s": round(statistics.median(ordered[:third]), 2),
+        "last_third_p50_s": round(statistics.median(ordered[-third:]), 2),
+    }
+
+
+def keeps_up(lat: dict, budget_s: float) -> bool:
+    """Every record visible, p95 within the budget, and the lag not growing over the window."""
+    first, last = lat.get("first_third_p50_s"), lat.get("last_third_p50_s")
+    return (
+        lat["produced"] is not None
+        and lat["records"] >= lat["produced"]
+        and lat["p95_s"] <= budget_s
+        and first is not None
+        and last <= 1.5 * first + 0.5
+    )
 
 
 BURST = 100
@@ -718,6 +747,12 @@ def main() -> int:
         help="comma-separated trigger intervals in seconds (e.g. 0,2,10): ours at each, then the seed, "
         "the latency window only; printed, not written",
     )
+    ap.add_argument(
+        "--rate-sweep",
+        metavar="RATES",
+        help="comma-separated events/s (e.g. 2000,5000,10000,20000): at each, ours then the seed's job, "
+        "the latency window only (goal 3); writes bench/results/streaming_rates.*",
+    )
     ap.add_argument("--driver-memory", default="4g")
     ap.add_argument("--keep", action="store_true", help="keep the temporary home")
     ap.add_argument("--probe-rows", type=int, default=2000, help="rows per append in the commit probe")
@@ -785,6 +820,8 @@ def main() -> int:
     try:
         if args.latency_only:
             return latency_only(env, home, args, load_before)
+        if args.rate_sweep:
+            return rate_sweep(env, home, args, result, load_before)
         vehicles = max(50, args.events // 6000)
         log(f"producing a backlog of {args.events:,} events ({vehicles} vehicles, 1% malformed)")
         summary = simulate(
@@ -955,6 +992,103 @@ def latency_only(
             f"| {name} | {lat['p50_s']} | {lat['p95_s']} | {lat['max_s']} | "
             f"{lat['p95_s'] / seed_lat['p95_s']:.2f} | {lat.get('burst_visible_median_s', '-')} |"
         )
+    return 0
+
+
+def rate_sweep(
+    env: dict[str, str],
+    home: Path,
+    args: argparse.Namespace,
+    result: dict,
+    load_before: Callable[[str], None],
+) -> int:
+    """Goal 3: at each rate, ours then the seed's job (interleaved, same broker); the highest rate
+    each keeps up at within goal 1's latency budget: 1.5x the seed's p95 at the lowest rate."""
+    rates = [int(r) for r in args.rate_sweep.split(",")]
+    runs: list[dict] = []
+    for i, rate in enumerate(rates):
+        sweep_args = argparse.Namespace(**{**vars(args), "rate": rate, "bursts": 0})
+        for job in ("ours", "seed"):
+            load_before(f"{job}_{rate}")
+            log(f"rate sweep: {job} at {rate:,} events/s for {args.window} s")
+            if job == "ours":
+                lat = latency_of_ours(
+                    env, home / f"ours-{rate}.log", sweep_args, result["trigger"], seed=301 + i
+                )
+                lat.pop("batches", None)
+            else:
+                lat = latency(
+                    env,
+                    seed_cmd(env, home / f"seed-{rate}", args.driver_memory),
+                    Outputs([home / f"seed-{rate}" / "data"]),
+                    home / f"seed-{rate}.log",
+                    rate,
+                    args.window,
+                    seed=401 + i,
+                )
+            log(f"  {job} at {rate:,}: {lat}")
+            runs.append(
+                {"job": job, "rate": rate, "load_1m_before": result["load_1m"][f"{job}_{rate}"], **lat}
+            )
+    load_before("end")
+    seed_low = next(r for r in runs if r["job"] == "seed" and r["rate"] == rates[0])
+    budget = round(1.5 * seed_low["p95_s"], 2)
+    for r in runs:
+        r["keeps_up"] = keeps_up(r, budget)
+    highest = {
+        job: max((r["rate"] for r in runs if r["job"] == job and r["keeps_up"]), default=None)
+        for job in ("ours", "seed")
+    }
+    result.update(
+        rates=rates,
+        budget_p95_s=budget,
+        runs=runs,
+        highest_rate_kept_up=highest,
+        finished_at=finished_at(),
+    )
+    lines = [
+        "# Streaming: visibility latency against the input rate (goal 3)",
+        "",
+        f"At each rate the simulator produces for {args.window} s to the running, caught-up job "
+        "(ours at its default trigger "
+        f"{result['trigger']}, then the seed's job); latency = first seen by a reader - event time. "
+        f"A job *keeps up* at a rate when every record became visible, its p95 is within the budget "
+        f"(goal 1: 1.5x the seed's p95 at {rates[0]:,} events/s = **{budget} s**) and the lag does not "
+        "grow (the last third of the window's median latency at most 1.5x the first third's + 0.5 s).",
+        "",
+        "| rate, events/s | job | records | p50, s | p95, s | max, s | median 1st / last third, s | keeps up | load before |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r['rate']:,} | {r['job']} | {r['records']:,} of {r['produced'] or 0:,} | {r['p50_s']} | "
+            f"{r['p95_s']} | {r['max_s']} | {r.get('first_third_p50_s')} / {r.get('last_third_p50_s')} | "
+            f"{'yes' if r['keeps_up'] else 'no'} | {r['load_1m_before']} |"
+        )
+    lines += [
+        "",
+        f"Highest rate kept up: ours **{highest['ours'] or 'none'}**, the seed's job **{highest['seed'] or 'none'}** "
+        f"(of {', '.join(f'{x:,}' for x in rates)} events/s).",
+        "",
+        machine_line(result, f"before each run as listed, at the end {result['load_1m']['end']}"),
+        "",
+    ]
+    write_result("streaming_rates", result, "\n".join(lines))
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for job, color in (("ours", "#2b7bba"), ("seed", "#999999")):
+        mine = [r for r in runs if r["job"] == job]
+        ax.plot([r["rate"] for r in mine], [r["p95_s"] for r in mine], "o-", color=color, label=f"{job} p95")
+        ax.plot([r["rate"] for r in mine], [r["p50_s"] for r in mine], "o:", color=color, label=f"{job} p50")
+    ax.axhline(budget, color="#e67e22", linestyle="--", linewidth=1, label=f"budget {budget} s (goal 1)")
+    ax.set_xscale("log")
+    ax.set_xticks(rates, [f"{r:,}" for r in rates])
+    ax.set_xlabel("input rate, events/s")
+    ax.set_ylabel("seconds, produce -> visible to a reader")
+    ax.set_title("Visibility latency against the input rate")
+    ax.legend(fontsize=8)
+    save_chart(fig, "streaming_rates", chart_footer(result))
+    print("\n".join(lines))
     return 0
 
 
