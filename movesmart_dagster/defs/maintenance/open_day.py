@@ -24,6 +24,7 @@ import dagster as dg
 from movesmart_dagster.defs import partitions as partitions_lib
 from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, OPEN_DAY_COMPACTION_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance.compaction import compaction_chart, compaction_markdown, run_session
+from movesmart_dagster.defs.maintenance.scheduled import scheduled_asset
 from movesmart_dagster.defs.resources import SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.tables import maintenance
@@ -75,26 +76,14 @@ def open_day_compaction(context: dg.AssetExecutionContext, spark: SparkResource)
     return dg.MaterializeResult(metadata=metadata)
 
 
-open_day_compaction_job = dg.define_asset_job(
-    JOB_NAME,
-    selection=dg.AssetSelection.assets(open_day_compaction),
-    executor_def=dg.in_process_executor,
-    description="Compact the days still open of every table while the stream appends to them.",
-)
-
-open_day_compaction_schedule = dg.ScheduleDefinition(
-    name="open_day_compaction_schedule",
-    job=open_day_compaction_job,
-    # :05, before the snapshot expiry of :15 and clear of the analytics (00:30) and the
-    # closed-day compaction (00:45)
-    cron_schedule="5 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly compaction of today (and of yesterday until it closes).",
-)
-
-
 def open_day_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[open_day_compaction], jobs=[open_day_compaction_job], schedules=[open_day_compaction_schedule]
+    return scheduled_asset(
+        open_day_compaction,
+        job_name=JOB_NAME,
+        job_description="Compact the days still open of every table while the stream appends to them.",
+        schedule_name="open_day_compaction_schedule",
+        # :05, before the snapshot expiry of :15 and clear of the analytics (00:30) and the
+        # closed-day compaction (00:45)
+        cron="5 * * * *",
+        schedule_description="Hourly compaction of today (and of yesterday until it closes).",
     )

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance.compaction import run_session
+from movesmart_dagster.defs.maintenance.scheduled import scheduled_asset
 from movesmart_dagster.defs.resources import SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.tables import maintenance
@@ -69,26 +70,14 @@ def table_snapshots(
     return dg.MaterializeResult(metadata=metadata)
 
 
-table_snapshots_job = dg.define_asset_job(
-    JOB_NAME,
-    selection=dg.AssetSelection.assets(table_snapshots),
-    executor_def=dg.in_process_executor,
-    description="Expire old snapshots and remove orphan files of every table.",
-)
-
-table_snapshots_schedule = dg.ScheduleDefinition(
-    name="table_snapshots_schedule",
-    job=table_snapshots_job,
-    # hourly: the stream adds a snapshot per table and trigger, each kept in the metadata every
-    # commit rewrites; 01:15 also frees the files the compaction of 00:45 replaced
-    cron_schedule="15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Hourly snapshot expiry and orphan removal of every table.",
-)
-
-
 def snapshot_definitions() -> dg.Definitions:
-    return dg.Definitions(
-        assets=[table_snapshots], jobs=[table_snapshots_job], schedules=[table_snapshots_schedule]
+    return scheduled_asset(
+        table_snapshots,
+        job_name=JOB_NAME,
+        job_description="Expire old snapshots and remove orphan files of every table.",
+        schedule_name="table_snapshots_schedule",
+        # hourly: the stream adds a snapshot per table and trigger, each kept in the metadata every
+        # commit rewrites; 01:15 also frees the files the compaction of 00:45 replaced
+        cron="15 * * * *",
+        schedule_description="Hourly snapshot expiry and orphan removal of every table.",
     )
