@@ -1072,8 +1072,8 @@ def rate_sweep(
         "# Streaming: visibility latency against the input rate (goal 3)",
         "",
         f"At each rate the simulator produces for {args.window} s to the running, caught-up job "
-        "(ours at its default trigger "
-        f"{result['trigger']}, then the seed's job); latency = first seen by a reader - event time. "
+        f"(ours at trigger {result['trigger']}{' (its default)' if args.trigger is None else ''}, "
+        "then the seed's job); latency = first seen by a reader - event time. "
         f"A job *keeps up* at a rate when every record became visible, its p95 is within the budget "
         f"(goal 1: 1.5x the seed's p95 at {rates[0]:,} events/s = **{budget} s**) and the lag does not "
         "grow (the last third of the window's median latency at most 1.5x the first third's + 0.5 s).",
