@@ -912,7 +912,7 @@ def main() -> int:
         log(f"  ours: {ours_lat}")
         log("latency: seed job, default trigger (visible = its Parquet files on disk)")
         load_before("latency_seed")
-        seed_lat = latency_of_seed(env, home, seed_out, args)
+        seed_lat = latency_of_seed(env, home / "seed-latency.log", seed_out, args)
         log(f"  seed: {seed_lat}")
         result["latency"] = {"ours": ours_lat, "seed": seed_lat}
         log(f"commit probe: {args.probe_rounds} appends of {args.probe_rows} rows, one table and six")
@@ -948,16 +948,18 @@ def latency_of_ours(
     return lat
 
 
-def latency_of_seed(env: dict[str, str], home: Path, seed_out: Path, args: argparse.Namespace) -> dict:
+def latency_of_seed(
+    env: dict[str, str], log_file: Path, seed_out: Path, args: argparse.Namespace, seed: int = 102
+) -> dict:
     """`latency` of the seed's job (visible = its Parquet files on disk)."""
     return latency(
         env,
         seed_cmd(env, seed_out, args.driver_memory),
         Outputs([seed_out / "data"]),
-        home / "seed-latency.log",
+        log_file,
         args.rate,
         args.window,
-        seed=102,
+        seed=seed,
         bursts=args.bursts,
     )
 
@@ -981,7 +983,7 @@ def latency_only(
         log(f"  ours, trigger {trigger:g} s: {lat}")
         rows.append((f"ours, trigger {trigger:g} s", lat))
     load_before("latency_seed")
-    seed_lat = latency_of_seed(env, home, home / "seed", args)
+    seed_lat = latency_of_seed(env, home / "seed-latency.log", home / "seed", args)
     rows.append(("seed, default trigger", seed_lat))
     load_before("end")
     print(
@@ -1039,14 +1041,8 @@ def rate_sweep(
                 )
                 lat.pop("batches", None)
             else:
-                lat = latency(
-                    env,
-                    seed_cmd(env, home / f"seed-{rate}", args.driver_memory),
-                    Outputs([home / f"seed-{rate}" / "data"]),
-                    home / f"seed-{rate}.log",
-                    rate,
-                    args.window,
-                    seed=401 + i,
+                lat = latency_of_seed(
+                    env, home / f"seed-{rate}.log", home / f"seed-{rate}", sweep_args, seed=401 + i
                 )
             log(f"  {job} at {rate:,}: {lat}")
             runs.append(

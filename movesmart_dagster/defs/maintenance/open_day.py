@@ -23,7 +23,12 @@ import dagster as dg
 
 from movesmart_dagster.defs import partitions as partitions_lib
 from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, OPEN_DAY_COMPACTION_KEY, TABLE_KEYS
-from movesmart_dagster.defs.maintenance.compaction import compaction_chart, compaction_markdown, run_session
+from movesmart_dagster.defs.maintenance.compaction import (
+    compaction_chart,
+    compaction_markdown,
+    compaction_totals,
+    run_session,
+)
 from movesmart_dagster.defs.maintenance.scheduled import scheduled_asset
 from movesmart_dagster.defs.resources import SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
@@ -55,15 +60,9 @@ def open_day_compaction(context: dg.AssetExecutionContext, spark: SparkResource)
     done = [
         maintenance.compact_partition(session, settings, table, day) for day in days for table in ALL_TABLES
     ]
-    for c in done:
-        if c.before.files != c.after.files:
-            context.log.info(c.describe())
     metadata: dict[str, Any] = {
         "days": ", ".join(d.isoformat() for d in days),
-        "files_before": sum(c.before.files for c in done),
-        "files_after": sum(c.after.files for c in done),
-        "bytes_before": sum(c.before.bytes for c in done),
-        "bytes_after": sum(c.after.bytes for c in done),
+        **compaction_totals(context, done),
     }
     for day in days:
         of_day = [c for c in done if c.day == day]
