@@ -3,7 +3,7 @@
 Loaded by `dagster dev -w workspace.yaml`, `dagster definitions validate` and `dg check defs` /
 `dg list defs` (`[tool.dg]` in pyproject.toml). Each `defs/<integration>/definitions.py` returns
 its own `dg.Definitions`; this module merges them and adds what spans integrations: the
-automation sensor (analytics assets and table checks), the resources and the executor. Settings
+automation sensor (analytics assets and table checks) and the purge of its history, the resources and the executor. Settings
 are read once here, from the environment of the process that loads the code; resources take
 their values through `EnvVar` so runs launched by `dagster dev` see the same environment.
 """
@@ -15,6 +15,7 @@ import dagster as dg
 from movesmart_dagster.defs.alerts import definitions as alerts
 from movesmart_dagster.defs.analytics.assets import analytics_definitions
 from movesmart_dagster.defs.automation import automation_sensor
+from movesmart_dagster.defs.automation_history import automation_history_sensor
 from movesmart_dagster.defs.catalog import definitions as catalog
 from movesmart_dagster.defs.checks import definitions as checks
 from movesmart_dagster.defs.kafka import definitions as kafka
@@ -42,7 +43,7 @@ def build_defs() -> dg.Definitions:
         maintenance.definitions(partitions),
         alerts.definitions(),
         dg.Definitions(
-            sensors=[automation_sensor(automated)],
+            sensors=[automation_sensor(automated), automation_history_sensor(settings)],
             resources=build_resources(),
             executor=dg.in_process_executor,  # one process per run: a run's Spark session is shared
         ),

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, alias="MOVESMART_KAFKA_CONTROLLER_PORT", ge=1, le=65535)
     # local brokers of `movesmart stack up` when its --brokers is not given: 1, or 3 (replicated)
     kafka_brokers: int = Field(1, alias="MOVESMART_KAFKA_BROKERS")
+    # how long the local broker (`stack up`) and the topics Dagster creates keep records: what
+    # bounds Kafka's disk (~0.9 GB an hour at 2,000 events/s); a stream stopped for longer loses
+    # the oldest records, which its job refuses to skip silently (Spark's failOnDataLoss, on)
+    kafka_retention_hours: int = Field(168, alias="MOVESMART_KAFKA_RETENTION_HOURS", ge=1)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
     )
@@ -113,6 +117,10 @@ class Settings(BaseSettings):
     redshift_schema: str = Field("dev_smartcity", alias="MOVESMART_REDSHIFT_SCHEMA")
 
     # --- Dagster platform: freshness, supervision, alerts, analytics ----------------------
+    # how long the automation sensor's evaluations are kept (the UI's *Automation* history):
+    # Dagster purges them after 30 days only when the daemon evaluates; a code-server sensor's
+    # are kept forever, ~0.5 MB per tick while the stream runs (defs/automation_history.py)
+    automation_history: timedelta = Field(timedelta(hours=6), alias="MOVESMART_AUTOMATION_HISTORY")
     freshness_fail_minutes: float = Field(5.0, alias="MOVESMART_FRESHNESS_FAIL_MINUTES", gt=0)
     catalog_freshness_fail_minutes: float = Field(
         120.0, alias="MOVESMART_CATALOG_FRESHNESS_FAIL_MINUTES", gt=0
@@ -217,7 +225,7 @@ class Settings(BaseSettings):
             raise ValueError("expected a JVM heap size such as 512m or 2g")
         return value.strip()
 
-    @field_validator("snapshot_retention", "max_future_skew")
+    @field_validator("snapshot_retention", "max_future_skew", "automation_history")
     @classmethod
     def _check_duration(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):

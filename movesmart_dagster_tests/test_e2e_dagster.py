@@ -329,6 +329,44 @@ def test_a_past_day_is_computed_by_itself_and_recomputed_after_late_records(
             assert run["assetCheckSelection"] and run["partition"] is not None, run
 
 
+def test_the_automation_history_is_purged_past_its_retention(dagster_dev: DagsterDev, streaming_run: dict):
+    """Issue 15: Dagster keeps the evaluations of a code-server automation sensor forever (~0.5 MB
+    a tick while the stream runs); `automation_history_retention` deletes those older than
+    MOVESMART_AUTOMATION_HISTORY and leaves the younger ones."""
+    from datetime import UTC, datetime
+
+    import dagster as dg
+
+    from movesmart_dagster.defs.automation_history import automation_history_sensor
+    from movesmart_dagster.defs.keys import ANALYTICS_KEYS
+
+    key = ANALYTICS_KEYS["weather_summary"]
+    with dg.DagsterInstance.from_config(dagster_dev.env["DAGSTER_HOME"]) as instance:
+        storage = instance.schedule_storage
+        assert storage is not None
+
+        def stored() -> list:
+            return list(storage.get_auto_materialize_asset_evaluations(key, limit=100_000))
+
+        before = wait_for(lambda: stored() or None, 300, "the automation's stored evaluations")
+        # the default history (6 hours) holds everything this module's instance evaluated
+        sensor = automation_history_sensor(load_settings({}))
+        skip = sensor(dg.build_sensor_context(instance=instance))
+        assert "deleted" in skip.skip_message, skip
+        kept = {r.evaluation_id for r in stored()}
+        assert {r.evaluation_id for r in before} <= kept, "a purge deleted evaluations younger than 6 hours"
+        # a history of 0: everything stored before now goes; the sensor may add newer ones meanwhile
+        cutoff = datetime.now(UTC)
+        zero = automation_history_sensor(load_settings({"MOVESMART_AUTOMATION_HISTORY": "PT0S"}))
+        zero(dg.build_sensor_context(instance=instance))
+        left = stored()
+        # (the storage keeps whole seconds)
+        assert all(r.timestamp >= int(cutoff.timestamp()) for r in left), [
+            (r.evaluation_id, r.timestamp) for r in left
+        ]
+        assert not {r.evaluation_id for r in before} & {r.evaluation_id for r in left}
+
+
 def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):
     from playwright.sync_api import sync_playwright
 

@@ -102,6 +102,36 @@ def test_up_twice_leaves_one_broker_and_down_twice_is_fine(tmp_path):
     assert again.returncode == 0 and "was not running" in again.stdout
 
 
+def test_retention_of_the_broker_and_of_the_topics_dagster_creates(tmp_path, monkeypatch):
+    """MOVESMART_KAFKA_RETENTION_HOURS bounds Kafka's disk: the local broker's default (topics the
+    simulator creates) and the topics the Dagster resource creates keep records that long."""
+    from confluent_kafka.admin import ConfigResource
+
+    from movesmart_dagster.defs.resources import KafkaResource
+
+    env = stack_env(tmp_path / "home", MOVESMART_KAFKA_RETENTION_HOURS="5")
+    bootstrap = env["KAFKA_BOOTSTRAP_SERVERS"]
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        assert _cli(env, "stack", "up").returncode == 0
+        admin = AdminClient({"bootstrap.servers": bootstrap, **client_logging()})
+        broker = ConfigResource(ConfigResource.Type.BROKER, "1")
+        config = admin.describe_configs([broker])[broker].result(30)
+        assert config["log.retention.hours"].value == "5"
+        assert config["log.roll.hours"].value == "24"
+        admin.create_topics([NewTopic("simulator_like", 3, 1)])["simulator_like"].result(30)
+        assert KafkaResource(kafka_bootstrap_servers=bootstrap).ensure_topics(["dagster_created"]) == [
+            "dagster_created"
+        ]
+        for topic in ("simulator_like", "dagster_created"):
+            resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+            retention = admin.describe_configs([resource])[resource].result(30)["retention.ms"].value
+            assert retention == str(5 * 3600 * 1000), (topic, retention)
+    finally:
+        _cli(env, "stack", "down")
+
+
 def test_port_taken_gives_one_line_error(tmp_path):
     env = stack_env(tmp_path / "home")
     port = int(env["KAFKA_BOOTSTRAP_SERVERS"].rsplit(":", 1)[1])

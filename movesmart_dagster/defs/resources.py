@@ -47,7 +47,9 @@ class KafkaResource(
     replication_factor: int = PField(
         default=-1, description="replication of a topic we create; -1: broker default"
     )
-    retention_hours: int = PField(default=168, description="retention.ms of a topic we create")
+    retention_hours: int | None = PField(
+        default=None, description="retention of a topic we create; default MOVESMART_KAFKA_RETENTION_HOURS"
+    )
 
     def admin(self) -> Any:
         from confluent_kafka.admin import AdminClient
@@ -65,7 +67,7 @@ class KafkaResource(
         missing = [t for t in topics if t not in existing]
         if not missing:
             return []
-        retention = str(self.retention_hours * 3600 * 1000)
+        retention = str((self.retention_hours or self.settings().kafka_retention_hours) * 3600 * 1000)
         futures = admin.create_topics(
             [
                 NewTopic(

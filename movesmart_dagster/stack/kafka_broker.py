@@ -159,7 +159,10 @@ class KafkaBroker:
                 f"share.coordinator.state.topic.replication.factor={replicas}",
                 f"share.coordinator.state.topic.min.isr={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
-                "log.retention.hours=168",
+                f"log.retention.hours={self.settings.kafka_retention_hours}",
+                # retention deletes whole segments: roll them daily, so a slow dev stream's
+                # records are not kept a week past their retention inside a half-empty segment
+                "log.roll.hours=24",
                 "message.max.bytes=1048588",
                 "",
             ]

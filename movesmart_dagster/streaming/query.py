@@ -60,6 +60,7 @@ class StreamJob:
                 self.settings,
                 self.options.app_name,
                 extra={**JOB_SPARK_CONF, **dict(self.options.spark_conf)},
+                resident=not self.options.available_now,  # the continuous stream runs for days
             )
         return self._spark
 
