@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -93,6 +94,10 @@ def test_up_twice_leaves_one_broker_and_down_twice_is_fine(tmp_path):
         assert a.returncode == 0 and b.returncode == 0, (a.stderr, b.stderr)
         pids = _broker_pids(env["MOVESMART_HOME"])
         assert len(pids) == 1
+        # the broker holds its whole heap (MOVESMART_KAFKA_HEAP) from the start: no creeping footprint
+        status = Path(f"/proc/{pids[0]}/status").read_text()
+        rss = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
+        assert rss >= 512 * 2**20, rss
         assert f"pid={pids[0]}" in a.stdout and f"pid={pids[0]}" in b.stdout
         status = _cli(env, "stack", "status")
         assert f"kafka   running pid={pids[0]}" in status.stdout

@@ -295,3 +295,25 @@ def test_the_fast_path_leaves_out_of_time_records_to_the_reference(kafka_rows) -
     for i, (topic, value, ts) in enumerate(ITEMS[first:], start=first):
         verdict = _reference(topic, value, ts)
         assert fast[i] == (RECORDS_BY_TOPIC[topic].table if verdict.valid else EXACT_DEST), (value, ts)
+
+
+def test_the_batch_timestamp_is_exact_and_compiled_once(spark) -> None:
+    """Each batch stamps its rows' `ingested_at` (`batch_timestamp_sql`): every row gets the exact
+    instant, and a later batch at another instant reuses the generated code (an inlined literal
+    made every batch compile its own)."""
+    from movesmart_dagster.streaming.projection import batch_timestamp_sql
+
+    compilations = (
+        spark.sparkContext._jvm.org.apache.spark.metrics.source.CodegenMetrics.METRIC_COMPILATION_TIME()
+    )
+    rows = spark.range(0, 1000, 1, 4).selectExpr("id", "id * 2 AS twice")
+    first = datetime(2026, 12, 4, 23, 50, 1, 123456, tzinfo=UTC)
+    for n, at in enumerate([first + timedelta(seconds=2 * i, microseconds=i) for i in range(4)]):
+        before = compilations.getCount()
+        stamped = rows.where("id % 3 = 0").selectExpr(
+            "id", "twice", f"{batch_timestamp_sql(at)} AS ingested_at"
+        )
+        got = stamped.collect()
+        assert len(got) == 334 and {r["ingested_at"] for r in got} == {at.replace(tzinfo=None)}, at
+        if n:
+            assert compilations.getCount() == before, f"batch {n} compiled code again"

@@ -200,11 +200,15 @@ class KafkaBroker:
             raise StackError(f"Kafka broker jars missing in {jars}: run `make setup` (or `make jars`)")
         return f"{jars}/*"
 
-    def _java_cmd(self, node: KafkaNode, main: str, *args: str) -> list[str]:
+    def _java_cmd(self, node: KafkaNode, main: str, *args: str, resident: bool = False) -> list[str]:
+        """resident (the broker, which runs for days): the whole heap taken and touched at start,
+        as Kafka's own start script sizes it (-Xms = -Xmx), so its footprint does not creep as
+        the collector grows the heap (a soak read that as +9.7% in 25 minutes)."""
+        heap = [f"-Xms{self.heap}", "-XX:+AlwaysPreTouch"] if resident else ["-Xms128m"]
         return [
             _java(),
             f"-Xmx{self.heap}",
-            "-Xms128m",
+            *heap,
             "-XX:+UseG1GC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={node.log4j_file}",
@@ -319,7 +323,8 @@ class KafkaBroker:
         # all at once: a node's client port opens only once a quorum of controllers elected a leader
         procs = {
             node.node_id: spawn_group(
-                self._java_cmd(node, _MAIN_CLASS, str(node.config_file)), node.log_dir / "server.out"
+                self._java_cmd(node, _MAIN_CLASS, str(node.config_file), resident=True),
+                node.log_dir / "server.out",
             )
             for node in stopped
         }
