@@ -55,10 +55,20 @@ TICK_RETENTION = (
 )
 
 
+# one table-maintenance run at a time: the maintenance assets share a pool (MAINTENANCE_POOL), and
+# two rewrites of one day at once fail the later commit (a soak met it: the hourly schedule's
+# open-day compaction beside one started by hand). Runs wait in the queue for the pool.
+POOL_LIMITS = (
+    "concurrency:  # a pool's runs at once (the maintenance assets: one pool)\n"
+    "  pools:\n    default_limit: 1\n    granularity: run\n"
+)
+
+
 def ensure_instance_yaml(dagster_home: Path) -> None:
     """Instance config: run monitoring catches a run worker that died without reporting; a run's
     console (this terminal) shows INFO and up, not every event at DEBUG (the UI keeps them all);
-    ticks are purged after days (TICK_RETENTION), so the instance's storage stays bounded."""
+    ticks are purged after days (TICK_RETENTION), so the instance's storage stays bounded; a pool
+    runs one run at a time (POOL_LIMITS)."""
     cfg = dagster_home / "dagster.yaml"
     header = "# written by `make dev` (movesmart_dagster/dev.py); edit freely\n"
     python_logs = "python_logs:\n  python_log_level: INFO  # DEBUG: every run event in the terminal too\n"
@@ -69,6 +79,7 @@ def ensure_instance_yaml(dagster_home: Path) -> None:
             + "telemetry:\n  enabled: false\n"
             + python_logs
             + TICK_RETENTION
+            + POOL_LIMITS
         )
         return
     text = cfg.read_text()
@@ -79,6 +90,8 @@ def ensure_instance_yaml(dagster_home: Path) -> None:
         text += python_logs
     if "retention:" not in text:
         text += TICK_RETENTION
+    if "concurrency:" not in text:
+        text += POOL_LIMITS
     if text != cfg.read_text():
         cfg.write_text(text)
 

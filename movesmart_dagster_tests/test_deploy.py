@@ -399,6 +399,11 @@ def test_production_dagster_instance_config(tmp_path: Path) -> None:
     assert all(isinstance(v, dict) and set(v) == {"env"} for v in db.values())  # nothing literal
     assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    # at most 4 runs; one run of a pool at a time (the table-maintenance assets share one)
+    assert config["concurrency"] == {
+        "runs": {"max_concurrent_runs": 4},
+        "pools": {"default_limit": 1, "granularity": "run"},
+    }
     assert config["run_monitoring"]["enabled"] is True
     assert config["run_launcher"]["class"] == "DefaultRunLauncher"
     storage_env = yaml.safe_load(COMPOSE_FILE.read_text())["x-dagster-storage-env"]

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 
+from movesmart_dagster.dev import ensure_instance_yaml
 from movesmart_dagster.schemas import TABLES
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.stack.kafka_broker import KafkaBroker
@@ -128,6 +129,7 @@ def dagster_dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterDev
         "MOVESMART_SPARK_DRIVER_MEMORY": "1g",
     }
     (home / "dagster").mkdir(parents=True)
+    ensure_instance_yaml(home / "dagster")  # the instance `make dev` runs: its pools, its retention
     broker = KafkaBroker(load_settings(env), heap="512m")
     broker.up()
     log = home / "dagster-dev.log"
@@ -365,6 +367,37 @@ def test_the_automation_history_is_purged_past_its_retention(dagster_dev: Dagste
             (r.evaluation_id, r.timestamp) for r in left
         ]
         assert not {r.evaluation_id for r in before} & {r.evaluation_id for r in left}
+
+
+def test_two_maintenance_runs_at_once_run_one_after_the_other(dagster_dev: DagsterDev, streaming_run: dict):
+    """Issue 15's soak: the hourly open-day compaction started beside one started by hand, and the
+    later commit failed (`Missing required files to delete`: the other had rewritten the same day's
+    files). The maintenance assets share a pool of one: the second run waits in the queue."""
+    from urllib.parse import urlparse
+
+    import dagster as dg
+    from dagster_graphql import DagsterGraphQLClient
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=urlparse(dagster_dev.url).port, timeout=60)
+
+    def submit() -> str:
+        return client.submit_job_execution(
+            "open_day_compaction_job", repository_location_name="movesmart", repository_name="__repository__"
+        )
+
+    run_ids = [submit(), submit()]
+    with dg.DagsterInstance.from_config(dagster_dev.env["DAGSTER_HOME"]) as instance:
+
+        def finished() -> list | None:
+            records = instance.get_run_records(filters=dg.RunsFilter(run_ids=run_ids))
+            return records if len(records) == 2 and all(r.dagster_run.is_finished for r in records) else None
+
+        records = sorted(
+            wait_for(finished, 600, "both compaction runs to finish", interval=3), key=lambda r: r.start_time
+        )
+    assert [r.dagster_run.status for r in records] == [dg.DagsterRunStatus.SUCCESS] * 2, records
+    first, second = records
+    assert second.start_time >= first.end_time, (first.start_time, first.end_time, second.start_time)
 
 
 def test_ui_asset_graph_in_headless_chromium(dagster_dev: DagsterDev, streaming_run: dict, tmp_path: Path):

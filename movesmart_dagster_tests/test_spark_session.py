@@ -27,16 +27,22 @@ spark.stop()
 """
 
 
-def test_the_jvm_stderr_passes_without_its_start_up_notice(tmp_path: Path) -> None:
+def _driver(tmp_path: Path, script: str, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`script` run by a fresh Python process (its own driver JVM); it must exit 0."""
     proc = subprocess.run(
-        [sys.executable, "-c", _DRIVER],
-        env={**os.environ, "MOVESMART_HOME": str(tmp_path / "home")},
+        [sys.executable, "-c", script, *args],
+        env={**os.environ, "MOVESMART_HOME": str(tmp_path / "home"), **env},
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+def test_the_jvm_stderr_passes_without_its_start_up_notice(tmp_path: Path) -> None:
+    proc = _driver(tmp_path, _DRIVER)
     assert "a line the JVM printed on its stderr" in proc.stderr.splitlines()
     assert not set(proc.stderr.splitlines()) & HARMLESS_JVM_STDERR, proc.stderr
     assert "incubator" not in proc.stderr
@@ -56,16 +62,7 @@ spark.stop()
 
 
 def _heap(tmp_path: Path, kind: str) -> dict[str, int]:
-    env = {**os.environ, "MOVESMART_HOME": str(tmp_path / "home"), "MOVESMART_SPARK_DRIVER_MEMORY": "1536m"}
-    proc = subprocess.run(
-        [sys.executable, "-c", _HEAP, kind],
-        env=env,
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = _driver(tmp_path, _HEAP, kind, MOVESMART_SPARK_DRIVER_MEMORY="1536m")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

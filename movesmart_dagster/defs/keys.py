@@ -38,6 +38,9 @@ STOP_REASON_SHUTDOWN = "shutdown"
 ANALYTICS_JOB_NAME = "daily_analytics_job"
 
 GROUP_MAINTENANCE = "maintenance"
+# the Dagster pool of every maintenance asset: one at a time (`concurrency: pools:` in the instance
+# config), since two rewrites of the same day at once fail the later commit
+MAINTENANCE_POOL = "iceberg_table_maintenance"
 COMPACTION_KEY = dg.AssetKey(["maintenance", "table_compaction"])
 SNAPSHOT_EXPIRY_KEY = dg.AssetKey(["maintenance", "table_snapshots"])
 OPEN_DAY_COMPACTION_KEY = dg.AssetKey(["maintenance", "open_day_compaction"])

@@ -30,7 +30,7 @@ import dagster as dg
 
 from movesmart_dagster.analytics import plots
 from movesmart_dagster.defs import partitions as partitions_lib
-from movesmart_dagster.defs.keys import COMPACTION_KEY, GROUP_MAINTENANCE, TABLE_KEYS
+from movesmart_dagster.defs.keys import COMPACTION_KEY, GROUP_MAINTENANCE, MAINTENANCE_POOL, TABLE_KEYS
 from movesmart_dagster.defs.resources import CatalogResource, SparkResource
 from movesmart_dagster.schemas import ALL_TABLES
 from movesmart_dagster.settings import Settings, load_settings
@@ -140,6 +140,7 @@ def compaction_asset(partitions: dg.DailyPartitionsDefinition) -> dg.AssetsDefin
         deps=list(TABLE_KEYS.values()),
         partitions_def=partitions,
         group_name=GROUP_MAINTENANCE,
+        pool=MAINTENANCE_POOL,
         kinds={"spark", "iceberg"},
         description="One closed day of every table rewritten into files of MOVESMART_TARGET_FILE_BYTES "
         "(Iceberg's rewrite_data_files); files and bytes per table before and after.",

@@ -22,7 +22,12 @@ from typing import Any
 import dagster as dg
 
 from movesmart_dagster.defs import partitions as partitions_lib
-from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, OPEN_DAY_COMPACTION_KEY, TABLE_KEYS
+from movesmart_dagster.defs.keys import (
+    GROUP_MAINTENANCE,
+    MAINTENANCE_POOL,
+    OPEN_DAY_COMPACTION_KEY,
+    TABLE_KEYS,
+)
 from movesmart_dagster.defs.maintenance.compaction import (
     compaction_chart,
     compaction_markdown,
@@ -48,6 +53,7 @@ def open_days(now: datetime, grace: timedelta) -> list[date]:
     key=OPEN_DAY_COMPACTION_KEY,
     deps=list(TABLE_KEYS.values()),
     group_name=GROUP_MAINTENANCE,
+    pool=MAINTENANCE_POOL,
     kinds={"spark", "iceberg"},
     description="The days not yet closed (today, and yesterday within MOVESMART_LATE_GRACE_MINUTES) "
     "of every table rewritten into files of MOVESMART_TARGET_FILE_BYTES, while the stream appends; "

@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
+from movesmart_dagster.defs.keys import GROUP_MAINTENANCE, MAINTENANCE_POOL, SNAPSHOT_EXPIRY_KEY, TABLE_KEYS
 from movesmart_dagster.defs.maintenance.compaction import run_session
 from movesmart_dagster.defs.maintenance.scheduled import scheduled_asset
 from movesmart_dagster.defs.resources import SparkResource
@@ -36,6 +36,7 @@ class SnapshotExpiryConfig(dg.Config):
     key=SNAPSHOT_EXPIRY_KEY,
     deps=list(TABLE_KEYS.values()),
     group_name=GROUP_MAINTENANCE,
+    pool=MAINTENANCE_POOL,
     kinds={"spark", "iceberg"},
     description="Snapshots older than MOVESMART_SNAPSHOT_RETENTION expired and orphan files removed, "
     "every table; snapshots before and after and orphans removed, per table.",
