@@ -30,11 +30,20 @@ def _tick_retention(home: Path) -> dict[str, dict[str, int]]:
         }
 
 
-def _pools(home: Path) -> tuple[int | None, str | None]:
+def _pools(home: Path) -> tuple[int | None, str | None, int | None]:
+    """The default pool limit and granularity, and the maintenance pool's slots in the instance."""
+    from movesmart_dagster.defs.keys import MAINTENANCE_POOL
+
     with dg.DagsterInstance.from_config(str(home)) as instance:
         pools = instance.get_concurrency_config().pool_config
         granularity = pools.pool_granularity.value if pools.pool_granularity else None
-        return pools.default_pool_limit, granularity
+        storage = instance.event_log_storage
+        slots = (
+            storage.get_concurrency_info(MAINTENANCE_POOL).slot_count
+            if MAINTENANCE_POOL in storage.get_concurrency_keys()
+            else None
+        )
+        return pools.default_pool_limit, granularity, slots
 
 
 RETENTION = {
@@ -52,7 +61,7 @@ def test_a_new_instance_prints_run_events_from_info_up_and_no_telemetry(tmp_path
     ensure_instance_yaml(tmp_path)
     assert _instance_settings(tmp_path) == ("INFO", False)
     assert _tick_retention(tmp_path) == RETENTION  # ticks are purged: the storage stays bounded
-    assert _pools(tmp_path) == (1, "run")  # one maintenance run at a time, the others queued
+    assert _pools(tmp_path) == (1, "run", 1)  # one maintenance run at a time, the others queued
 
 
 def test_an_instance_written_before_gets_the_log_level_and_an_edited_one_is_left_alone(
@@ -68,7 +77,7 @@ def test_an_instance_written_before_gets_the_log_level_and_an_edited_one_is_left
     assert _instance_settings(edited) == (None, False)
     assert _tick_retention(ours) == RETENTION
     assert _tick_retention(edited) == FOREVER
-    assert _pools(ours) == (1, "run") and _pools(edited) == (None, None)
+    assert _pools(ours) == (1, "run", 1) and _pools(edited) == (None, None, None)
     ensure_instance_yaml(ours)  # once only
     assert (ours / "dagster.yaml").read_text().count("python_logs:") == 1
     assert (ours / "dagster.yaml").read_text().count("retention:") == 1
