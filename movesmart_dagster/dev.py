@@ -3,12 +3,12 @@
 Runs in the foreground so a person sees everything start, and cleans up what it started
 (never a broker it did not start) on Ctrl-C or SIGTERM:
 - the Kafka broker (`movesmart stack up`, unless one already runs for this MOVESMART_HOME);
-- once per MOVESMART_HOME, a simulated past day (the day before yesterday, `seed_past_day`) sent
-  before the live stream, so that within minutes a newcomer sees a whole day go through: its
-  table partitions, their per-day checks and its computed analytics, started by the automation
-  with no click. Not yesterday: the analytics' freshness checks expect yesterday by 03:00 UTC, and
-  a seeded yesterday would alert "late" until the automation computed it a minute later, while a
-  yesterday without data is empty, not late (no alert);
+- once per MOVESMART_HOME, a simulated past day (`seed_day`: the day before yesterday, from
+  03:00 UTC on) sent before the live stream, so that within minutes a newcomer sees a whole day
+  go through: its table partitions, their per-day checks and its computed analytics, started by
+  the automation with no click. Never the day the analytics' freshness checks expect (yesterday
+  from 03:00 UTC, the day before until then): seeded, it would alert "late" until the automation
+  computed it a minute later, while a day without data is empty, not late (no alert);
 - the simulator in real time at a gentle rate (`movesmart simulate --realtime --rate 20`),
   restarted with the next seed whenever its fleet has arrived, so data keeps flowing;
 - `dagster dev` on http://127.0.0.1:3000 with DAGSTER_HOME=$MOVESMART_HOME/dagster. Its
@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from movesmart_dagster.settings import load_settings
@@ -205,11 +205,18 @@ def seed_past_day(
     ).returncode
 
 
+def seed_day(now: datetime) -> date:
+    """The past day `make dev` seeds: the day before the one the freshness checks expect."""
+    from movesmart_dagster.defs.partitions import expected_analytics_day
+
+    return expected_analytics_day(now) - timedelta(days=1)
+
+
 def _seed_once(home: Path, env: dict[str, str]) -> None:
     marker = home / SEEDED_MARKER
     if marker.exists():
         return
-    day = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
+    day = seed_day(datetime.now(UTC)).isoformat()
     started = time.monotonic()
     if seed_past_day(env, day) == 0:
         marker.write_text(day + "\n")

@@ -320,3 +320,39 @@ def test_a_table_freshness_check_does_not_alert_twice(tmp_path, monkeypatch, rec
         ) as ctx:
             data = sensor.evaluate_tick(ctx)
     assert data.skip_message == "no state change" and receiver.posts == []
+
+
+@pytest.mark.parametrize("at", ["00:00", "02:59", "03:00", "12:00", "23:59"])
+def test_make_dev_seeds_a_day_the_analytics_freshness_checks_do_not_expect(tmp_path, monkeypatch, at):
+    """`make dev` seeds a past day whose analytics the automation computes a minute later: were it
+    the day the freshness checks expect (the day before yesterday until 03:00 UTC), the first
+    minutes would alert "late". The real checks, run at each hour, expect the day our rule names,
+    and the seeded day is the one before."""
+    from datetime import datetime, timedelta
+
+    from dagster._core.test_utils import freeze_time
+
+    from movesmart_dagster.defs.partitions import expected_analytics_day
+    from movesmart_dagster.dev import seed_day
+
+    monkeypatch.setenv("MOVESMART_HOME", str(tmp_path / "home"))
+    graph = defs.get_repository_def().asset_graph
+    freshness = [
+        k
+        for k in graph.asset_check_keys
+        if k.name == "freshness_check" and k.asset_key.path[0] == "analytics"
+    ]
+    only_freshness = dg.define_asset_job(
+        "analytics_freshness_at", selection=dg.AssetSelection.checks(*freshness)
+    )
+    job = dg.Definitions.merge(defs, dg.Definitions(jobs=[only_freshness])).resolve_job_def(
+        only_freshness.name
+    )
+    now = datetime.fromisoformat(f"2026-03-10T{at}:00+00:00")
+    with dg.instance_for_test() as instance, freeze_time(now):
+        evaluations = job.execute_in_process(instance=instance).get_asset_check_evaluations()
+    (expected,) = {expected_partition(e) for e in evaluations}
+    yesterday = now.date() - timedelta(days=1)
+    assert expected == expected_analytics_day(now).isoformat()
+    assert expected == (yesterday if at >= "03:00" else yesterday - timedelta(days=1)).isoformat()
+    assert seed_day(now) == expected_analytics_day(now) - timedelta(days=1)

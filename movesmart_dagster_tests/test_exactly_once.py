@@ -151,3 +151,55 @@ def test_sigterm_stops_after_the_current_batch(stack: tuple[dict[str, str], Sett
     assert final.returncode == 0, final.stderr[-3000:]
     counts = check_exact(settings)
     assert sum(g + b for g, b in counts.values()) == 15000
+
+
+# a query run that fails after its second batch's first append, then a new run of the same
+# StreamJob in the same process (as a caller embedding the job could do): the new run must
+# search the tables' histories for the failed batch, not trust what the failed run finished
+_RESTART_IN_PROCESS = """
+import sys
+from movesmart_dagster.settings import load_settings
+from movesmart_dagster.streaming.options import JobOptions
+from movesmart_dagster.streaming.query import StreamJob
+
+job = StreamJob(load_settings(), JobOptions(available_now=True, max_offsets_per_trigger=1000))
+armed = []
+
+def hit(point, batch_id, spark):
+    if point == "after_first_table" and job.batches == 1 and not armed:
+        armed.append(batch_id)
+        raise RuntimeError(f"test fault after the first append of batch {batch_id}")
+
+job.fault.hit = hit
+try:
+    first, second = job.run(), job.run()
+finally:
+    job.stop_spark()
+print(first, second, armed[0], job.finished_batch)
+sys.exit(0 if (first, second) == (1, 0) else 3)
+"""
+
+
+def test_a_new_query_run_in_the_same_process_re_runs_a_failed_batch_exactly_once(
+    stack: tuple[dict[str, str], Settings],
+) -> None:
+    env, settings = stack
+    simulate(env, "--vehicles", "2", "--seed", "5", "--max-events", "3000")
+    run = subprocess.run(
+        [MOVESMART[0], "-c", _RESTART_IN_PROCESS],
+        env={**os.environ, **SPARK_ENV, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+    first, second, failed_batch, last = (int(x) for x in run.stdout.split())
+    assert (first, second) == (1, 0)
+    assert last > failed_batch  # the second run re-ran the failed batch and went on
+    assert "test fault after the first append" in run.stderr
+    assert "table(s) already held it" in run.stderr  # the re-run found the failed run's append
+    assert not batches_committed_twice(settings)
+    counts = check_exact(settings)
+    assert sum(g + b for g, b in counts.values()) == 18000
+    _no_jvm_left(env["MOVESMART_HOME"])

@@ -20,11 +20,22 @@ it, through the functions here, so the rule is written once.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import dagster as dg
 
 from movesmart_dagster.settings import Settings
+
+# the analytics' freshness checks: each day's analytics exist by 03:00 UTC the day after
+ANALYTICS_DEADLINE = time(3, 0)
+ANALYTICS_DEADLINE_CRON = f"{ANALYTICS_DEADLINE.minute} {ANALYTICS_DEADLINE.hour} * * *"
+
+
+def expected_analytics_day(now: datetime) -> date:
+    """The newest day whose analytics the freshness checks expect at `now` (UTC): yesterday
+    from the deadline on, the day before yesterday until then."""
+    since_midnight = timedelta(hours=ANALYTICS_DEADLINE.hour, minutes=ANALYTICS_DEADLINE.minute)
+    return (now.astimezone(UTC) - since_midnight).date() - timedelta(days=1)
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
     from movesmart_dagster.streaming.query import StreamJob
 
@@ -32,12 +32,21 @@ class TableCommits:
     committed this batch's rows in a failed attempt and is skipped. The search walks back
     from the current snapshot and stops at an older batch of the same query (batches commit
     in order), so it reads a few snapshots, not the whole history.
+
+    The search is needed only for a batch an earlier process may have started: the first
+    batch of a query run. Spark plans batch N+1 only after batch N is recorded as committed,
+    so once this query run has finished batch N, no process has written batch N+1 anywhere;
+    the next batch's appends skip the search (`fresh`). Snapshots are read through the
+    driver JVM's catalog, as Spark's own writes read them: a table's metadata is never parsed
+    in Python on the stream's path (each parse of a metadata file that grows with every
+    snapshot left the Python heap larger, batch after batch).
     """
 
-    def __init__(self, job: StreamJob, query_id: str, batch_id: int) -> None:
+    def __init__(self, job: StreamJob, query_id: str, batch_id: int, fresh: bool = False) -> None:
         self.job = job
         self.query_id = query_id
         self.batch_id = batch_id
+        self.fresh = fresh  # this query run finished the previous batch: nothing wrote this one
         self.files: dict[str, int] = {}  # data files each append added
         self.seconds: dict[str, float] = {}  # each append's duration
         self.skipped: list[str] = []
@@ -45,22 +54,33 @@ class TableCommits:
         self._committed = 0
         self._writing = threading.Event()
 
-    def already_committed(self, table: str) -> bool:
-        from movesmart_dagster.tables.catalog import load_table
+    def _table(self, table: str, spark: SparkSession) -> Any:
+        """The table as Spark's Iceberg catalog loads it now (a py4j `org.apache.iceberg.Table`)."""
+        from movesmart_dagster.tables.catalog import CATALOG_NAME, identifier
 
-        iceberg = load_table(self.job.settings, table, self.job.catalog)
-        snapshot = iceberg.current_snapshot()
+        jvm, session = spark.sparkContext._jvm, spark._jsparkSession
+        # Spark resolves a catalog's settings through the calling thread's active session: a
+        # pool thread of the batch has none until it is set (a DataFrame action sets its own)
+        jvm.org.apache.spark.sql.SparkSession.setActiveSession(session)
+        catalog = session.sessionState().catalogManager().catalog(CATALOG_NAME)
+        name = jvm.org.apache.iceberg.catalog.TableIdentifier.parse(identifier(self.job.settings, table))
+        return catalog.icebergCatalog().loadTable(name)
+
+    def already_committed(self, table: str, spark: SparkSession) -> bool:
+        iceberg = self._table(table, spark)
+        snapshot = iceberg.currentSnapshot()
         while snapshot is not None:
-            props = snapshot.summary.additional_properties if snapshot.summary else {}
-            if props.get(QUERY_ID_PROPERTY) == self.query_id:
-                batch = int(props.get(BATCH_ID_PROPERTY, -1))
+            summary = snapshot.summary()
+            if summary.get(QUERY_ID_PROPERTY) == self.query_id:
+                batch = int(summary.get(BATCH_ID_PROPERTY) or -1)
                 if batch == self.batch_id:
                     return True
                 if batch < self.batch_id:
                     return False
-            if snapshot.parent_snapshot_id is None:
+            parent = snapshot.parentId()
+            if parent is None:
                 return False
-            snapshot = iceberg.snapshot_by_id(snapshot.parent_snapshot_id)
+            snapshot = iceberg.snapshot(parent)
         return False
 
     def append(self, table: str, rows: DataFrame) -> None:
@@ -68,7 +88,7 @@ class TableCommits:
         from movesmart_dagster.tables.catalog import spark_table
 
         t0 = time.monotonic()
-        if self.already_committed(table):
+        if not self.fresh and self.already_committed(table, rows.sparkSession):
             with self._lock:
                 self.skipped.append(table)
             return
@@ -80,7 +100,7 @@ class TableCommits:
             .option(f"snapshot-property.{BATCH_ID_PROPERTY}", str(self.batch_id))
             .append()
         )
-        added = self._added_files(table)
+        added = self._added_files(table, rows.sparkSession)
         with self._lock:
             self.files[table] = added
             self.seconds[table] = time.monotonic() - t0
@@ -89,15 +109,13 @@ class TableCommits:
         if first:
             self.job.fault.hit("after_first_table", self.batch_id, self.job.spark)
 
-    def _added_files(self, table: str) -> int:
+    def _added_files(self, table: str, spark: SparkSession) -> int:
         """Data files this batch's append added to the table (its snapshot's summary)."""
-        from movesmart_dagster.tables.catalog import load_table
-
-        snapshot = load_table(self.job.settings, table, self.job.catalog).current_snapshot()
-        props = snapshot.summary.additional_properties if snapshot and snapshot.summary else {}
-        if props.get(BATCH_ID_PROPERTY) != str(self.batch_id):
+        snapshot = self._table(table, spark).currentSnapshot()
+        summary = snapshot.summary() if snapshot is not None else {}
+        if summary.get(BATCH_ID_PROPERTY) != str(self.batch_id):
             return 0  # another writer committed on top already: the count is not worth a search
-        return int(props.get("added-data-files", 0))
+        return int(summary.get("added-data-files") or 0)
 
     def watch_mid_write(self) -> None:
         """Fault point `mid_write`: once a write task has finished (its data files are on

@@ -53,7 +53,7 @@ class MicroBatch:
         spark = job.spark
         query_id = job.query_id()
         job.fault.hit("start", batch_id, spark)
-        commits = TableCommits(job, query_id, batch_id)
+        commits = TableCommits(job, query_id, batch_id, fresh=job.finished_batch == batch_id - 1)
 
         batch.persist(StorageLevel.MEMORY_AND_DISK)
         try:

@@ -49,6 +49,8 @@ class StreamJob:
         self._catalog: Any = None
         self._query_id: str | None = None
         self.batches = 0
+        # the last batch this query run finished: the next one is new to every table
+        self.finished_batch: int | None = None
 
     # --- Spark -----------------------------------------------------------------------------
     @property
@@ -86,11 +88,12 @@ class StreamJob:
         """The `foreachBatch` function (`micro_batch.py`)."""
         MicroBatch(self, batch_id).run(batch)
         self.batches += 1
+        self.finished_batch = batch_id
 
     # --- lifecycle -------------------------------------------------------------------------
     @property
     def catalog(self) -> Any:
-        """The pyiceberg view of the catalog (snapshot histories for the re-run check)."""
+        """The pyiceberg view of the catalog (to create and evolve the tables)."""
         if self._catalog is None:
             from movesmart_dagster.tables.catalog import load_catalog
 
@@ -110,6 +113,7 @@ class StreamJob:
             log("tables: " + ", ".join(f"{t} {state}" for t, state in changed.items()))
 
     def start(self) -> StreamingQuery:
+        self.finished_batch = None  # a new query run re-runs the batch the last one left unrecorded
         writer = (
             self.routed_stream()
             .writeStream.queryName(QUERY_NAME)

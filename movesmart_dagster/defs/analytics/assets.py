@@ -22,7 +22,7 @@ from movesmart_dagster.analytics import compute, plots
 from movesmart_dagster.defs.automation import analytics_condition
 from movesmart_dagster.defs.checks import quality
 from movesmart_dagster.defs.keys import ANALYTICS_JOB_NAME, ANALYTICS_KEYS, GROUP_ANALYTICS, TABLE_KEYS
-from movesmart_dagster.defs.partitions import daily_partitions
+from movesmart_dagster.defs.partitions import ANALYTICS_DEADLINE_CRON, daily_partitions
 from movesmart_dagster.defs.quiet_sensors import quiet
 from movesmart_dagster.defs.resources import DuckDBResource, SparkResource
 from movesmart_dagster.settings import Settings
@@ -129,7 +129,10 @@ def analytics_definitions(settings: Settings) -> dg.Definitions:
         description="The four daily analytics for one day (or a range, as a single run).",
     )
     freshness_checks = dg.build_time_partition_freshness_checks(
-        assets=assets, deadline_cron="0 3 * * *", timezone="UTC", severity=dg.AssetCheckSeverity.WARN
+        assets=assets,
+        deadline_cron=ANALYTICS_DEADLINE_CRON,
+        timezone="UTC",
+        severity=dg.AssetCheckSeverity.WARN,
     )
     freshness_sensor = quiet(
         dg.build_sensor_for_freshness_checks(
