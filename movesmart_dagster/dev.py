@@ -81,8 +81,6 @@ def ensure_instance_yaml(dagster_home: Path) -> None:
             + TICK_RETENTION
             + POOL_LIMITS
         )
-        register_pools(dagster_home)
-        return
     text = cfg.read_text()
     if not text.startswith(header):
         return  # the user's own file
@@ -95,19 +93,12 @@ def ensure_instance_yaml(dagster_home: Path) -> None:
         text += POOL_LIMITS
     if text != cfg.read_text():
         cfg.write_text(text)
-    register_pools(dagster_home)
-
-
-def register_pools(dagster_home: Path) -> None:
-    """Give the maintenance pool its limit in the instance now. Dagster applies `default_limit` to
-    a pool only once its queue has seen a run of it, and not in that same pass: two maintenance runs
-    queued together both started (CI caught it). Registered up front, the first pair waits too."""
     import dagster as dg
 
-    from movesmart_dagster.defs.keys import MAINTENANCE_POOL
+    from movesmart_dagster.instance_pools import register_pools
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.event_log_storage.initialize_concurrency_limit_to_default(MAINTENANCE_POOL)
+        register_pools(instance)
 
 
 def _sigint_default() -> None:

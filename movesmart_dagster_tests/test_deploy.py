@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import subprocess
+import sys
 import tomllib
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -378,7 +379,7 @@ def test_code_location_and_workspace_agree(compose: dict[str, Any]) -> None:
     assert grpc["location_name"] == command[command.index("--location-name") + 1]
     assert command[command.index("-m") + 1] == pyproject()["tool"]["dagster"]["module_name"]
     for service in ("dagster-webserver", "dagster-daemon"):
-        assert "/opt/dagster/workspace.yaml" in compose["services"][service]["command"]
+        assert "-w /opt/dagster/workspace.yaml" in " ".join(compose["services"][service]["command"])
     dockerfile = (REPO_ROOT / "Dockerfile").read_text()
     assert "COPY deploy/workspace.yaml /opt/dagster/workspace.yaml" in dockerfile
     assert "COPY deploy/dagster.yaml /opt/dagster/home/dagster.yaml" in dockerfile
@@ -410,6 +411,42 @@ def test_production_dagster_instance_config(tmp_path: Path) -> None:
     assert {v["env"] for v in db.values()} == set(storage_env)
     # local development keeps the default SQLite home: nothing at the top level configures Postgres
     assert not (REPO_ROOT / "dagster.yaml").exists()
+
+
+def test_the_daemon_registers_the_maintenance_pool_before_it_starts(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """Dagster gives a pool its default limit only after its queue saw one of its runs: the
+    deployment's daemon registers the maintenance pool first, here run for real on an instance
+    with the production config's concurrency block (SQLite storage: no Postgres here)."""
+    command = compose["services"]["dagster-daemon"]["command"]
+    assert command[:2] == ["sh", "-c"]
+    register, _, daemon = command[2].partition(" && ")
+    assert register == "python -m movesmart_dagster.instance_pools"
+    assert daemon == "exec dagster-daemon run -w /opt/dagster/workspace.yaml"
+
+    production = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())
+    said = {}
+    for name, config in {
+        "production": {k: production[k] for k in ("run_coordinator", "concurrency")},
+        "no pools": {"run_coordinator": production["run_coordinator"]},
+    }.items():
+        home = tmp_path / name.replace(" ", "_")
+        home.mkdir()
+        (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+        run = subprocess.run(
+            [sys.executable, "-m", "movesmart_dagster.instance_pools"],
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 0, run.stderr
+        said[name] = run.stdout.strip()
+    assert said == {
+        "production": "pool iceberg_table_maintenance: 1 run(s) at a time",
+        "no pools": "pool iceberg_table_maintenance: no default limit in the instance",
+    }
 
 
 def test_dockerfile_bakes_the_jars_and_runs_unprivileged() -> None:
