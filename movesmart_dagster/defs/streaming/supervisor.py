@@ -31,6 +31,7 @@ from movesmart_dagster.defs.kafka.lag import lag_evaluations
 from movesmart_dagster.defs.keys import STREAMING_JOB_NAME
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource, lag_per_topic
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
+from movesmart_dagster.memory import return_free_memory
 from movesmart_dagster.schemas import TOPICS
 from movesmart_dagster.settings import Settings
 from movesmart_dagster.stack.processes import platform_stopping
@@ -284,6 +285,7 @@ def build_supervisor_sensor(
         events: list[Any] = _topic_observations(kafka, state, context.log, decision.ends)
         if decision.lag is not None:
             events += lag_evaluations(decision.lag, clock(), run_settings.lag_warn_records, state.lag_check)
+        return_free_memory()  # the code server evaluates every sensor for days (memory.py)
         if decision.action == "launch":
             return dg.SensorResult(
                 asset_events=events,
