@@ -90,7 +90,11 @@ def run_streaming_job(
         batches = state.advance(log_path)
         coalescer.add(batches)
         for mat in report_due(coalescer, read_facts, context.log, flush_all=final):
-            context.log_event(mat)
+            context.log_event(mat)  # in the event log from here (Dagster writes it as it is made)
+        # Dagster also keeps each logged event until the op returns, to yield it then: an op that
+        # runs for days would hold every materialization (a soak's run worker grew ~1 MB a minute)
+        for _ in context.consume_events():
+            pass
         return len(batches)
 
     reported = 0

@@ -199,4 +199,3 @@ def report_due(
     if facts:
         return_free_memory()
     return out
-
