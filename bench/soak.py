@@ -281,7 +281,8 @@ class Soak:
             "MOVESMART_HOME": str(home),
             "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{kafka_port}",
             "MOVESMART_KAFKA_CONTROLLER_PORT": str(kafka_port + 1),
-            "PYTHONPATH": str(REPO),
+            # the caller's PYTHONPATH stays after the repo (e.g. a diagnostic sitecustomize)
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         }
         if args.progress_log_max_bytes:
             self.env["MOVESMART_PROGRESS_LOG_MAX_BYTES"] = str(args.progress_log_max_bytes)

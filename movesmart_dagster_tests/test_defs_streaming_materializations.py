@@ -8,23 +8,27 @@ local SQLite catalog), read from its metadata. Time passes through an injected c
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
+import time
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pytest
+from pyiceberg.exceptions import NoSuchTableError
 
 from movesmart_dagster.defs.keys import TABLE_KEYS
 from movesmart_dagster.defs.streaming.materializations import (
     DATA_VERSION_TAG,
     PartitionCoalescer,
-    iceberg_partition_facts,
     report_due,
 )
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.settings import load_settings
 from movesmart_dagster.streaming.progress import BatchProgress, DayProgress, TableProgress, append
 from movesmart_dagster.tables.catalog import ensure_tables, load_table
+from movesmart_dagster.tables.partition_facts import InProcessPartitionFacts, IsolatedPartitionFacts
 
 
 class Clock:
@@ -87,7 +91,7 @@ def test_day_totals_and_versions_come_from_the_table_metadata(gps_table):
     first = append_rows("2024-06-03", 3)
     second = append_rows("2024-06-04", 5)
     third = append_rows("2024-06-03", 2)
-    facts = iceberg_partition_facts(settings)("gps_data")
+    facts = InProcessPartitionFacts(settings)("gps_data")
     assert {d: (f.rows, f.snapshot_id) for d, f in facts.items()} == {
         "2024-06-03": (5, third),  # the snapshot that last changed that day
         "2024-06-04": (5, second),
@@ -95,11 +99,49 @@ def test_day_totals_and_versions_come_from_the_table_metadata(gps_table):
     assert first not in {f.snapshot_id for f in facts.values()}
 
 
+def test_the_streaming_run_reads_the_same_facts_in_a_child_process_that_is_replaced(gps_table):
+    """The run worker's reader: the same facts as a read in this process, from a child that is
+    replaced after `reads_per_worker` reads and when it dies between reads."""
+    settings, append_rows = gps_table
+    append_rows("2024-06-03", 3)
+    reader = IsolatedPartitionFacts(settings, reads_per_worker=2)
+    try:
+        assert reader.worker_pids() == []
+        expected = InProcessPartitionFacts(settings)("gps_data")
+        assert reader("gps_data") == expected
+        (first,) = reader.worker_pids()
+        assert first != os.getpid()
+        latest = append_rows("2024-06-04", 5)
+        facts = reader("gps_data")  # the 2nd read: the child's last
+        assert {d: f.rows for d, f in facts.items()} == {"2024-06-03": 3, "2024-06-04": 5}
+        assert facts["2024-06-04"].snapshot_id == latest
+        assert reader("gps_data") == facts
+        (second,) = reader.worker_pids()
+        assert second != first  # replaced after two reads
+        os.kill(second, signal.SIGKILL)
+        _wait_for_exit(second)
+        assert reader("gps_data") == facts  # a new child answered
+        (third,) = reader.worker_pids()
+        assert third not in (first, second)
+        with pytest.raises(NoSuchTableError):  # a child's error reaches the caller
+            reader("no_such_table")
+    finally:
+        reader.close()
+    assert reader.worker_pids() == []
+
+
+def _wait_for_exit(pid: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while Path(f"/proc/{pid}").exists() and Path(f"/proc/{pid}/status").read_text().find("zombie") < 0:
+        assert time.monotonic() < deadline, f"process {pid} still running"
+        time.sleep(0.05)
+
+
 def test_batches_are_coalesced_per_table_and_day(gps_table, tmp_path):
     settings, append_rows = gps_table
     clock = Clock()
     coalescer = PartitionCoalescer(60, clock)
-    read = iceberg_partition_facts(settings)
+    read = InProcessPartitionFacts(settings)
     log = dg.get_dagster_logger()
     state = ProgressState()
     path = tmp_path / "progress.jsonl"
@@ -155,7 +197,7 @@ def test_what_is_pending_is_reported_when_the_job_ends(gps_table):
     settings, append_rows = gps_table
     clock = Clock()
     coalescer = PartitionCoalescer(60, clock)
-    read = iceberg_partition_facts(settings)
+    read = InProcessPartitionFacts(settings)
     append_rows("2024-06-03", 3)
     coalescer.add([_batch(1, {"2024-06-03": (3, "2024-06-03T09:00:00Z", {"gps_data": {"0": [0, 3]}})})])
     assert len(report_due(coalescer, read, dg.get_dagster_logger())) == 1
@@ -171,6 +213,6 @@ def test_an_unreadable_catalog_still_reports_the_stream(tmp_path):
     settings = load_settings({"MOVESMART_HOME": str(tmp_path / "nothing-here")})
     coalescer = PartitionCoalescer(60, Clock())
     coalescer.add([_batch(1, {"2024-06-03": (3, "2024-06-03T09:00:00Z", {"gps_data": {"0": [0, 3]}})})])
-    (mat,) = report_due(coalescer, iceberg_partition_facts(settings), dg.get_dagster_logger())
+    (mat,) = report_due(coalescer, InProcessPartitionFacts(settings), dg.get_dagster_logger())
     assert mat.metadata["rows_added"].value == 3
     assert "dagster/row_count" not in mat.metadata and not mat.tags

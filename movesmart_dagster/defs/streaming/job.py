@@ -24,14 +24,11 @@ import dagster as dg
 
 from movesmart_dagster.defs.keys import STOP_REASON_SHUTDOWN, STOP_REASON_TAG, STREAMING_JOB_NAME
 from movesmart_dagster.defs.resources import KafkaResource, SparkResource
-from movesmart_dagster.defs.streaming.materializations import (
-    PartitionCoalescer,
-    iceberg_partition_facts,
-    report_due,
-)
+from movesmart_dagster.defs.streaming.materializations import PartitionCoalescer, report_due
 from movesmart_dagster.defs.streaming.process import SupervisedProcess
 from movesmart_dagster.defs.streaming.progress_state import ProgressState
 from movesmart_dagster.schemas import TOPICS
+from movesmart_dagster.tables.partition_facts import IsolatedPartitionFacts
 
 
 class StreamingConfig(dg.Config):
@@ -74,7 +71,7 @@ def run_streaming_job(
         else settings.materialization_interval_seconds
     )
     coalescer = PartitionCoalescer(interval, time.monotonic)
-    read_facts = iceberg_partition_facts(settings)
+    read_facts = IsolatedPartitionFacts(settings)  # metadata parses in a child (partition_facts.py)
     cmd = spark.streaming_command(
         config.trigger_interval or settings.stream_trigger_interval,
         config.max_offsets_per_trigger,
@@ -128,6 +125,7 @@ def run_streaming_job(
         raise
     finally:
         _stop(child, config.stop_timeout_s)
+        read_facts.close()
 
 
 @contextmanager

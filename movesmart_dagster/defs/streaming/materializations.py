@@ -11,13 +11,11 @@ is one row per table per minute for the current day (60 an hour), plus one per i
 each older day that gets late records.
 
 Each materialization also carries facts read from the table's Iceberg metadata, not a scan
-(`inspect.partitions()`, the manifests of the current snapshot): the day's total rows
+(`tables/partition_facts.py`: the manifests of the current snapshot): the day's total rows
 (`dagster/row_count`) and its data version — the id of the snapshot that last changed that
-partition, so the version moves exactly when the day's data does. Each read parses the table's
-metadata file, which grows with every snapshot until snapshots expire: after each round of
-reads the freed memory goes back to the system (`memory.return_free_memory`; these reads in a
-loop climbed 310 -> 324 MB in 4 minutes without it and stayed at 227 MB with it — the run
-worker as a whole still grew 14% in a 30-minute soak, from something else: README *Soak*).
+partition, so the version moves exactly when the day's data does. The tables are read once per
+round of due days; the streaming run reads them in a child process (`IsolatedPartitionFacts`), so
+that the metadata parses of a run that lasts for days leave nothing behind in its worker.
 """
 
 from __future__ import annotations
@@ -30,47 +28,14 @@ from typing import Any
 import dagster as dg
 
 from movesmart_dagster.defs.keys import TABLE_KEYS
-from movesmart_dagster.memory import return_free_memory
 from movesmart_dagster.streaming.progress import BatchProgress
+from movesmart_dagster.tables.partition_facts import PartitionFacts
 
 DATA_VERSION_TAG = "dagster/data_version"
 
 
-@dataclass(frozen=True)
-class PartitionFacts:
-    """A day of a table as its Iceberg metadata describes it."""
-
-    rows: int
-    snapshot_id: int | None  # the snapshot that last changed the partition
-
-
 # table -> day -> facts; raises when the catalog cannot be read
 PartitionFactsReader = Callable[[str], dict[str, PartitionFacts]]
-
-
-def iceberg_partition_facts(settings: Any, catalog: Any = None) -> PartitionFactsReader:
-    """Reads each day's row count and last snapshot from the table's manifests (pyiceberg)."""
-
-    loaded: list[Any] = [catalog]
-
-    def read(table: str) -> dict[str, PartitionFacts]:
-        from movesmart_dagster.tables.catalog import load_catalog, load_table
-
-        if loaded[0] is None:
-            loaded[0] = load_catalog(settings)
-        stats = load_table(settings, table, loaded[0]).inspect.partitions()
-        out: dict[str, PartitionFacts] = {}
-        for row in stats.select(["partition", "record_count", "last_updated_snapshot_id"]).to_pylist():
-            day = next(iter(row["partition"].values()), None)  # the one field: event_day
-            if day is None:
-                continue
-            key = day.isoformat() if isinstance(day, dt.date) else str(day)
-            prior = out.get(key)
-            rows = int(row["record_count"]) + (prior.rows if prior else 0)  # one row per spec
-            out[key] = PartitionFacts(rows, row["last_updated_snapshot_id"])
-        return out
-
-    return read
 
 
 @dataclass
@@ -197,6 +162,4 @@ def report_due(
                 facts[table] = None
         table_facts = facts[table]
         out.append(materialization(table, day, coalescer.take((table, day)), (table_facts or {}).get(day)))
-    if facts:
-        return_free_memory()
     return out
