@@ -136,6 +136,7 @@ def classify(procs: dict[int, dict[str, Any]]) -> dict[int, str]:
         if "movesmart_dagster.streaming.job" in t and p_exe(procs[pid]) != "java"
     }
     above_drivers = {a for d in drivers for a in _ancestors(d, procs)}
+    run_workers = {a for a in above_drivers if "spawn_main" in text.get(a, "")}
     roles: dict[int, str] = {}
     for pid, t in text.items():
         if pid == os.getpid():
@@ -166,6 +167,8 @@ def classify(procs: dict[int, dict[str, Any]]) -> dict[int, str]:
             roles[pid] = "dagster_code_server"
         elif pid in above_drivers:
             roles[pid] = "streaming_run_worker"  # the run that owns the streaming job
+        elif "spawn_main" in t and procs[pid]["ppid"] in run_workers:
+            roles[pid] = "streaming_metadata_reader"  # its child, replaced every 100 reads
         elif "execute_run" in t or "spawn_main" in t:
             roles[pid] = "other_run_workers"  # runs (checks, analytics, maintenance) and their helpers
         elif "simulate" in t:

@@ -160,6 +160,46 @@ def test_a_field_added_in_schemas_py_is_added_without_rewrite(
     assert ensure_tables(settings)["gps_data"] == "unchanged"
 
 
+def test_ensuring_tables_that_are_up_to_date_commits_nothing(tmp_path: Path) -> None:
+    """The catalog job and every streaming start ensure the tables while the stream commits every
+    trigger: a commit that changes nothing could only lose races (a soak's catalog job failed
+    "Table has been updated by another process" when each ensure re-set `format-version`)."""
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    load_table(settings, "gps_data").append(_gps_rows(2))
+    before = {t: load_table(settings, t).metadata_location for t in ALL_TABLES}
+    assert ensure_tables(settings) == {t: "unchanged" for t in ALL_TABLES}
+    assert {t: load_table(settings, t).metadata_location for t in ALL_TABLES} == before
+
+
+def test_a_property_evolution_that_loses_a_race_with_the_stream_is_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stream commits between pyiceberg's read of the catalog row and its conditional update
+    (while it writes the new metadata file): the commit is refused, the evolution runs again."""
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    settings = load_settings({"MOVESMART_HOME": str(tmp_path / "home")})
+    ensure_tables(settings)
+    with load_table(settings, "gps_data").transaction() as tx:
+        tx.remove_properties("commit.retry.num-retries")
+    real_write, raced = SqlCatalog._write_metadata, []
+
+    def write_while_the_stream_commits(metadata, io, metadata_path):  # noqa: ANN001, ANN202
+        real_write(metadata, io, metadata_path)
+        if not raced and "/gps_data/" in metadata_path:
+            raced.append(metadata_path)
+            load_table(settings, "gps_data").append(_gps_rows(3))  # lands first
+
+    monkeypatch.setattr(SqlCatalog, "_write_metadata", staticmethod(write_while_the_stream_commits))
+    assert ensure_tables(settings)["gps_data"] == "unchanged"
+    assert len(raced) == 1
+    gps = load_table(settings, "gps_data")
+    assert gps.properties["commit.retry.num-retries"] == "10"
+    assert gps.scan().to_arrow().num_rows == 3  # the concurrent append stays
+    assert gps.metadata_location != raced[0]  # the refused attempt's metadata is not the table's
+
+
 def test_an_incompatible_change_is_refused_naming_the_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

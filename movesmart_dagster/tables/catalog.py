@@ -296,6 +296,7 @@ def ensure_table(catalog: Catalog, settings: Settings, table: str) -> str:
     """Create the table when missing, add the fields schemas.py gained; "created", "evolved" or
     "unchanged". Raises CatalogError naming the field on an incompatible change."""
     from pyiceberg.exceptions import (
+        CommitFailedException,
         NoSuchIcebergTableError,
         NoSuchPropertyException,
         NoSuchTableError,
@@ -324,22 +325,46 @@ def ensure_table(catalog: Catalog, settings: Settings, table: str) -> str:
             return "created"
         except TableAlreadyExistsError:  # created concurrently: check it as any existing table
             current = catalog.load_table(name)
+    for attempt in range(1, _EVOLVE_ATTEMPTS + 1):
+        try:
+            return _evolve(current, table, name, wanted)
+        except CommitFailedException:  # the stream committed in between: look again
+            if attempt == _EVOLVE_ATTEMPTS:
+                raise
+            current = catalog.load_table(name)
+    raise AssertionError("unreachable")
+
+
+# a table evolution commits while the stream commits every trigger: retried on a fresh table
+_EVOLVE_ATTEMPTS = 5
+# stored as the metadata's format version, not among the properties (Iceberg's reserved names)
+_RESERVED_PROPERTIES = frozenset({"format-version"})
+
+
+def _evolve(current: Table, table: str, name: str, wanted: Schema) -> str:
+    """Add the missing fields and properties in one commit; no commit when nothing is missing."""
     problems = _incompatibilities(table, current.schema(), wanted)
     if problems:
         raise CatalogError(
             "the table schema cannot follow schemas.py: " + "; ".join(problems) + f" (table {name})"
         )
-    missing_props = {k: v for k, v in table_properties(table).items() if current.properties.get(k) != v}
+    props = table_properties(table)
+    missing_props = {
+        k: v for k, v in props.items() if k not in _RESERVED_PROPERTIES and current.properties.get(k) != v
+    }
+    older_format = current.format_version < int(props["format-version"])
     added = _added_fields(current.schema(), wanted)
-    if not added and not missing_props:
+    if not added and not missing_props and not older_format:
         return "unchanged"
     with current.transaction() as tx:
+        if older_format:
+            tx.upgrade_table_version(format_version=int(props["format-version"]))  # type: ignore[arg-type]
         if added:
             with tx.update_schema() as update:
                 update.union_by_name(wanted)
         if missing_props:
             tx.set_properties(missing_props)
-    return "evolved" if added else "unchanged"
+    return "evolved" if added or older_format else "unchanged"
 
 
 def _added_fields(current: Schema, wanted: Schema) -> list[str]:
